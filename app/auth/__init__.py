@@ -1,0 +1,1 @@
+"""Passwords, access/refresh/join tokens."""

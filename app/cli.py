@@ -1,0 +1,153 @@
+"""The ``hoichan`` command: serve, migrate, create-user, seed-demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from aiohttp import web
+from sqlalchemy import select
+from pydantic import ValidationError
+
+from app import demo
+from app.config import ConfigError, Settings, load_settings
+from app.db import migrate
+from app.db.engine import create_engine, session_factory
+from app.db.models import Hospital
+from app.errors import ApiError
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if args.revision.startswith("-") or args.down:
+        migrate.downgrade(settings.database_url, args.revision)
+    else:
+        migrate.upgrade(settings.database_url, args.revision)
+    print(f"database at revision {args.revision}")
+    return 0
+
+
+async def _schema_current(settings: Settings) -> str | None:
+    engine = create_engine(settings.database_url)
+    try:
+        return await migrate.current_revision(engine)
+    finally:
+        await engine.dispose()
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from app.server import create_app
+
+    current = asyncio.run(_schema_current(settings))
+    if current != migrate.head_revision():
+        print(f"database schema is at {current or 'nothing'}, the code needs "
+              f"{migrate.head_revision()}: run `hoichan migrate` first", file=sys.stderr)
+        return 1
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    web.run_app(create_app(settings), host=settings.host, port=settings.port,
+                print=lambda _: print(f"Hoichan serving on http://{settings.host}:{settings.port}"))
+    return 0
+
+
+async def _create_user(settings: Settings, args: argparse.Namespace, password: str) -> str:
+    from app.api.people import UserIn, create_user
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with session_factory(engine).begin() as session:
+            hospital_id = await session.scalar(
+                select(Hospital.id).where(Hospital.code == args.hospital))
+            if hospital_id is None:
+                raise ApiError(422, f"no hospital with code {args.hospital}", field="hospital")
+            body = UserIn.model_validate({
+                "email": args.email, "name": args.name or args.email.split("@")[0],
+                "password": password, "roles": args.role, "hospital_id": hospital_id})
+            user = await create_user(session, body, actor=None, client_addr="cli")
+            return f"created user {user.id} {user.email} ({', '.join(user.roles)})"
+    finally:
+        await engine.dispose()
+
+
+def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
+    password = os.environ.get("HOICHAN_NEW_PASSWORD") or getpass.getpass("password: ")
+    try:
+        print(asyncio.run(_create_user(settings, args, password)))
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            print(f"error: {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
+        return 2
+    except ApiError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def _seed(settings: Settings, password: str) -> list[demo.DemoLogin] | None:
+    engine = create_engine(settings.database_url)
+    try:
+        async with session_factory(engine).begin() as session:
+            return await demo.seed(session, password)
+    finally:
+        await engine.dispose()
+
+
+def cmd_seed_demo(settings: Settings, args: argparse.Namespace) -> int:
+    password, generated = demo.demo_password()
+    logins = asyncio.run(_seed(settings, password))
+    if logins is None:
+        path = settings.data_dir / demo.CREDENTIALS_FILE
+        print("demo already seeded" + (f"; logins in {path}" if path.exists() else ""))
+        return 0
+    path = demo.write_credentials(settings.data_dir, password, logins)
+    print(f"demo seeded: {len(logins)} accounts, password "
+          f"{'generated and ' if generated else ''}written to {path}")
+    for login in logins[:3]:
+        print(f"  {login.role:<12} {login.email}")
+    print(f"  ... every doctor: doctor.<hospital code>@{demo.EMAIL_DOMAIN}")
+    print(f"  password: {password}")
+    return 0
+
+
+Command = Callable[[Settings, argparse.Namespace], int]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hoichan", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="serve the platform (HOICHAN_HOST:HOICHAN_PORT)")
+    s.set_defaults(func=cmd_serve)
+    m = sub.add_parser("migrate", help="bring the database schema to a revision")
+    m.add_argument("revision", nargs="?", default="head")
+    m.add_argument("--down", action="store_true", help="downgrade to the revision")
+    m.set_defaults(func=cmd_migrate)
+    u = sub.add_parser("create-user", help="create a user (password from HOICHAN_NEW_PASSWORD "
+                       "or asked)")
+    u.add_argument("email")
+    u.add_argument("--role", action="append", required=True,
+                   choices=["admin", "coordinator", "doctor"])
+    u.add_argument("--hospital", required=True, help="hospital code")
+    u.add_argument("--name", default="")
+    u.set_defaults(func=cmd_create_user)
+    d = sub.add_parser("seed-demo", help="create the demo network and consultation once")
+    d.set_defaults(func=cmd_seed_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    func: Command = args.func
+    return func(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

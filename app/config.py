@@ -1,0 +1,106 @@
+"""Settings read from ``HOICHAN_*`` environment variables.
+
+Every setting has a default that serves the embedded single-machine mode (`make run`);
+production overrides them through the environment (see README.md, "Configuration").
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_PREFIX = "HOICHAN_"
+JWT_SECRET_FILE = "jwt-secret"
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(ENV_PREFIX + name, default)
+
+
+def _env_int(name: str, default: int, minimum: int = 0) -> int:
+    raw = _env(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_PREFIX}{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{ENV_PREFIX}{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    redis_url: str
+    host: str
+    port: int
+    jwt_secret: str
+    access_token_minutes: int
+    refresh_token_days: int
+    join_token_minutes: int
+    lobby_lead_minutes: int
+    dicom_ae_title: str
+    dicom_port: int
+    ice_host_addresses: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_jwt_secret(data_dir: Path) -> str:
+    """The signing secret from the environment, else the one kept in the data dir.
+
+    A missing secret is generated once and written with mode 0600, so tokens survive
+    restarts without any secret living in the code or the repository.
+    """
+    configured = os.environ.get(ENV_PREFIX + "JWT_SECRET")
+    if configured:
+        if len(configured) < 32:
+            raise ConfigError(f"{ENV_PREFIX}JWT_SECRET must be at least 32 characters")
+        return configured
+    path = data_dir / JWT_SECRET_FILE
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+    return secret
+
+
+def load_settings() -> Settings:
+    data_dir = Path(_env("DATA_DIR", "./var")).resolve()
+    database_url = _env("DATABASE_URL", f"sqlite+aiosqlite:///{data_dir / 'hoichan.db'}")
+    if not database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ConfigError(
+            f"{ENV_PREFIX}DATABASE_URL must start with sqlite+aiosqlite:// or "
+            f"postgresql+asyncpg://, got {database_url.split(':', 1)[0]}"
+        )
+    ae_title = _env("DICOM_AE_TITLE", "HOICHAN")
+    if not (1 <= len(ae_title) <= 16) or not ae_title.isascii() or "\\" in ae_title:
+        raise ConfigError(f"{ENV_PREFIX}DICOM_AE_TITLE must be 1-16 ASCII characters")
+    ice = tuple(a.strip() for a in _env("ICE_HOST_ADDRESSES", "").split(",") if a.strip())
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        redis_url=_env("REDIS_URL", ""),
+        host=_env("HOST", "127.0.0.1"),
+        port=_env_int("PORT", 8080, minimum=0),
+        jwt_secret=load_jwt_secret(data_dir),
+        access_token_minutes=_env_int("ACCESS_TOKEN_MINUTES", 15, minimum=1),
+        refresh_token_days=_env_int("REFRESH_TOKEN_DAYS", 7, minimum=1),
+        join_token_minutes=_env_int("JOIN_TOKEN_MINUTES", 10, minimum=1),
+        lobby_lead_minutes=_env_int("LOBBY_LEAD_MINUTES", 15, minimum=0),
+        dicom_ae_title=ae_title,
+        dicom_port=_env_int("DICOM_PORT", 11112, minimum=0),
+        ice_host_addresses=ice,
+    )

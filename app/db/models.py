@@ -1,0 +1,246 @@
+"""The data model: hospital network, users, consultations, invitations, cases, records, audit."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from app.db.types import UTCDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Tier(str, enum.Enum):
+    central = "central"
+    provincial = "provincial"
+    district = "district"
+    commune = "commune"
+
+
+class PlatformRole(str, enum.Enum):
+    admin = "admin"
+    coordinator = "coordinator"
+    doctor = "doctor"
+
+
+class ConsultationStatus(str, enum.Enum):
+    scheduled = "scheduled"
+    live = "live"
+    ended = "ended"
+    cancelled = "cancelled"
+
+
+class RoomRole(str, enum.Enum):
+    host = "host"
+    presenter = "presenter"
+    participant = "participant"
+    observer = "observer"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as VARCHAR + CHECK rather than a native PostgreSQL ENUM: adding a value later
+    # is then a plain migration on both databases.
+    return Enum(cls, name=name, native_enum=False, length=16, validate_strings=True)
+
+
+class Hospital(Base):
+    __tablename__ = "hospitals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    tier: Mapped[Tier] = mapped_column(_enum(Tier, "tier"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("hospitals.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    parent: Mapped[Hospital | None] = relationship(remote_side=[id])
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    hospital_id: Mapped[int] = mapped_column(ForeignKey("hospitals.id"), index=True)
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    hospital: Mapped[Hospital] = relationship(lazy="joined")
+
+    def has_role(self, *roles: PlatformRole) -> bool:
+        return any(r.value in self.roles for r in roles)
+
+
+class RefreshToken(Base):
+    """One refresh token; only its SHA-256 is kept. A family shares the first token's id,
+    so reuse of a rotated token revokes every token descended from the same login."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    family_id: Mapped[str] = mapped_column(String(32), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Consultation(Base):
+    __tablename__ = "consultations"
+    __table_args__ = (
+        CheckConstraint("scheduled_end > scheduled_start", name="end_after_start"),
+        Index("ix_consultations_window", "scheduled_start", "scheduled_end"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    scheduled_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    scheduled_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    status: Mapped[ConsultationStatus] = mapped_column(
+        _enum(ConsultationStatus, "consultation_status"), default=ConsultationStatus.scheduled
+    )
+    host_hospital_id: Mapped[int] = mapped_column(ForeignKey("hospitals.id"), index=True)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    host_hospital: Mapped[Hospital] = relationship(lazy="joined")
+    invitations: Mapped[list[Invitation]] = relationship(
+        back_populates="consultation", cascade="all, delete-orphan", order_by="Invitation.id"
+    )
+    cases: Mapped[list[Case]] = relationship(
+        back_populates="consultation", cascade="all, delete-orphan", order_by="Case.id"
+    )
+    record: Mapped[ConsultationRecord | None] = relationship(
+        back_populates="consultation", cascade="all, delete-orphan"
+    )
+
+
+class Invitation(Base):
+    """A user or a whole hospital invited to a consultation with a room role."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        CheckConstraint(
+            "(user_id IS NULL) <> (hospital_id IS NULL)", name="user_xor_hospital"
+        ),
+        UniqueConstraint("consultation_id", "user_id", name="uq_invitations_user"),
+        UniqueConstraint("consultation_id", "hospital_id", name="uq_invitations_hospital"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(
+        ForeignKey("consultations.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    hospital_id: Mapped[int | None] = mapped_column(ForeignKey("hospitals.id"), index=True)
+    role: Mapped[RoomRole] = mapped_column(_enum(RoomRole, "room_role"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    consultation: Mapped[Consultation] = relationship(back_populates="invitations")
+    user: Mapped[User | None] = relationship(lazy="joined")
+    hospital: Mapped[Hospital | None] = relationship(lazy="joined")
+
+
+class Case(Base):
+    """A patient presented in a consultation, identified as DICOM identifies them."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(
+        ForeignKey("consultations.id", ondelete="CASCADE"), index=True
+    )
+    patient_id: Mapped[str] = mapped_column(String(64))
+    patient_name: Mapped[str] = mapped_column(String(324))
+    patient_birth_date: Mapped[date | None] = mapped_column(Date)
+    patient_sex: Mapped[str] = mapped_column(String(1), default="")
+    clinical_question: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    consultation: Mapped[Consultation] = relationship(back_populates="cases")
+    studies: Mapped[list[CaseStudy]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="CaseStudy.id",
+        lazy="selectin",
+    )
+
+
+class CaseStudy(Base):
+    __tablename__ = "case_studies"
+    __table_args__ = (UniqueConstraint("case_id", "study_instance_uid", name="uq_case_studies"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    study_instance_uid: Mapped[str] = mapped_column(String(64), index=True)
+
+    case: Mapped[Case] = relationship(back_populates="studies")
+
+
+class ConsultationRecord(Base):
+    """The expert's conclusion and treatment plan; one per consultation."""
+
+    __tablename__ = "consultation_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(
+        ForeignKey("consultations.id", ondelete="CASCADE"), unique=True
+    )
+    conclusion: Mapped[str] = mapped_column(Text, default="")
+    treatment_plan: Mapped[str] = mapped_column(Text, default="")
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    consultation: Mapped[Consultation] = relationship(back_populates="record")
+    author: Mapped[User] = relationship(lazy="joined")
+
+
+class AuditEvent(Base):
+    """Append-only: the migration installs triggers that refuse UPDATE and DELETE."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    actor_email: Mapped[str] = mapped_column(String(254), default="")
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    object_type: Mapped[str] = mapped_column(String(32), default="")
+    object_id: Mapped[str] = mapped_column(String(128), default="")
+    consultation_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    client_addr: Mapped[str] = mapped_column(String(64), default="")
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

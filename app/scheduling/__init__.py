@@ -1,0 +1,1 @@
+"""Consultation scheduling rules: who may see and join what, and booking clashes."""

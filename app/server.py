@@ -1,0 +1,28 @@
+"""The aiohttp application: middlewares, database, API routes."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from app.api import routes
+from app.appkeys import ENGINE, SESSIONS, SETTINGS
+from app.config import Settings
+from app.db.engine import create_engine, session_factory
+from app.errors import error_middleware
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
+    app[SETTINGS] = settings
+    engine = create_engine(settings.database_url)
+    app[ENGINE] = engine
+    app[SESSIONS] = session_factory(engine)
+    routes.install(app)
+
+    async def dispose_engine(_: web.Application) -> None:
+        await engine.dispose()
+
+    app.on_cleanup.append(dispose_engine)
+    return app
