@@ -48,7 +48,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         print(f"database schema is at {current or 'nothing'}, the code needs "
               f"{migrate.head_revision()}: run `hoichan migrate` first", file=sys.stderr)
         return 1
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # /healthz reads the schema revision through Alembic, which would log every probe.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     web.run_app(create_app(settings), host=settings.host, port=settings.port,
                 print=lambda _: print(f"Hoichan serving on http://{settings.host}:{settings.port}"))
     return 0

@@ -1,0 +1,476 @@
+"""One participant's peer connections.
+
+:class:`Participant` owns the *subscribe* connection (the SFU offers, the
+client answers). :class:`Publisher` adds the *publish* connection (the client
+offers camera, microphone and optionally a screen share; the SFU answers).
+Observers are plain :class:`Participant` objects: they have no publish
+connection and no method to make one, so nothing can be published through them.
+"""
+
+import asyncio
+from dataclasses import dataclass
+from typing import Literal, Optional, Protocol
+
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpCodecParameters,
+    RTCRtpReceiver,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+
+from . import aiortc_hooks, sdp
+from .config import SfuConfig
+from .errors import MediaError, NegotiationStateError, SdpError, UnknownPeerConnection
+from .forwarder import OutboundTrack, Source
+from .ice import IceCandidate, add_remote_candidate, rtc_configuration
+from .keyframes import KeyframeRequester
+
+PeerConnectionKind = Literal["publish", "subscribe"]
+
+
+@dataclass(frozen=True)
+class PublishedTrack:
+    """A track a publisher is sending to the SFU."""
+
+    publisher_id: str
+    track_id: str
+    kind: str
+    codec: str
+    #: The m-section of the publisher's own publish connection.
+    mid: str
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A published track as carried on one subscriber's subscribe connection."""
+
+    publisher_id: str
+    track_id: str
+    kind: str
+    #: The m-section on the subscribe connection; None until offered.
+    mid: Optional[str]
+
+
+class RoomEvents(Protocol):
+    """What a participant reports to its room."""
+
+    def negotiation_needed(self, participant_id: str) -> None: ...
+
+    def connection_state(self, participant_id: str, pc: PeerConnectionKind, state: str) -> None: ...
+
+    def source_published(self, source: Source) -> None: ...
+
+    def source_ended(self, source: Source) -> None: ...
+
+
+@dataclass
+class _Outbound:
+    track: OutboundTrack
+    transceiver: Optional[RTCRtpTransceiver] = None
+    removed: bool = False
+
+
+class Participant:
+    """A room member that receives media: subscribe connection only."""
+
+    can_publish = False
+
+    def __init__(self, participant_id: str, config: SfuConfig, events: RoomEvents) -> None:
+        self.id = participant_id
+        self._config = config
+        self._events = events
+        self._sub_pc: Optional[RTCPeerConnection] = None
+        self._outbounds: dict[Source, _Outbound] = {}
+        self._sub_lock = asyncio.Lock()
+        self._negotiation_needed = False
+        self._notify_scheduled = False
+        self._closed = False
+
+    # -- subscribe connection -------------------------------------------------
+
+    async def create_subscribe_offer(self) -> str:
+        """Bring the subscribe connection up to date and return the SFU's offer SDP.
+
+        Call on join and whenever the room reports that negotiation is needed.
+        The SDP carries all of the SFU's ICE candidates (aiortc gathers before
+        returning). Raises :class:`NegotiationStateError` while a previous
+        offer is still unanswered.
+        """
+        async with self._sub_lock:
+            self._check_open()
+            if self._sub_pc is None:
+                self._sub_pc = self._new_pc("subscribe")
+            pc = self._sub_pc
+            if pc.signalingState != "stable":
+                raise NegotiationStateError("the previous subscribe offer is not answered yet")
+            await self._apply_subscriptions(pc)
+            self._negotiation_needed = False
+            await pc.setLocalDescription(await pc.createOffer())
+            return pc.localDescription.sdp
+
+    async def accept_subscribe_answer(self, answer_sdp: str) -> None:
+        """Apply the client's answer to the last subscribe offer.
+
+        A refused answer (:class:`SdpError`) leaves the offer outstanding, so
+        the client may answer again.
+        """
+        async with self._sub_lock:
+            self._check_open()
+            pc = self._sub_pc
+            if pc is None:
+                raise UnknownPeerConnection(f"{self.id}: no subscribe offer was made")
+            if pc.signalingState != "have-local-offer":
+                raise NegotiationStateError(f"{self.id}: no subscribe offer is outstanding")
+            offer = aiortc_hooks.parse_sdp(pc.localDescription.sdp)
+            sdp.validate_subscribe_answer(answer_sdp, offer)
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+            except Exception as exc:
+                raise SdpError(f"subscribe answer refused by aiortc: {exc!r}") from exc
+        if self._negotiation_needed:
+            self._schedule_notify()
+
+    async def add_ice_candidate(self, pc: PeerConnectionKind, candidate: Optional[IceCandidate]) -> None:
+        """Apply a client's trickled candidate to its ``pc`` connection (None: end of candidates)."""
+        await add_remote_candidate(self._connection(pc), candidate)
+
+    def subscriptions(self) -> list[Subscription]:
+        """Which m-section carries which published track (for the client's UI)."""
+        return [
+            Subscription(
+                publisher_id=source.publisher_id,
+                track_id=source.track_id,
+                kind=source.kind,
+                mid=out.transceiver.mid if out.transceiver else None,
+            )
+            for source, out in self._outbounds.items()
+            if not out.removed
+        ]
+
+    async def outbound_stats(self) -> list[dict[str, object]]:
+        result = []
+        for source, out in self._outbounds.items():
+            if out.removed:
+                continue
+            fps, bps = out.track.counters.meter.rates()
+            c = out.track.counters
+            entry: dict[str, object] = {
+                "subscriber_id": self.id,
+                "publisher_id": source.publisher_id,
+                "track_id": source.track_id,
+                "kind": source.kind,
+                "codec": source.codec.mimeType,
+                "mid": out.transceiver.mid if out.transceiver else None,
+                "ssrc": None,
+                "packets": 0,
+                "bytes": 0,
+                "packets_lost": None,
+                "fraction_lost": None,
+                "jitter_s": None,
+                "rtt_s": None,
+                "frames": c.frames_sent,
+                "fps": fps,
+                "bitrate_bps": bps,
+                "keyframes_sent": c.keyframes_sent,
+                "keyframe_requests_received": c.keyframe_requests_received,
+                "first_frame_keyframe": c.first_frame_keyframe,
+                "frames_held": c.frames_held,
+                "frames_dropped": c.frames_dropped,
+                "queue_overflows": c.queue_overflows,
+                "waiting_for_keyframe": out.track.waiting_for_keyframe,
+            }
+            if out.transceiver is not None:
+                report = await out.transceiver.sender.getStats()
+                for stat in report.values():
+                    if stat.type == "outbound-rtp":
+                        entry.update(ssrc=stat.ssrc, packets=stat.packetsSent, bytes=stat.bytesSent)
+                    elif stat.type == "remote-inbound-rtp":
+                        entry.update(
+                            packets_lost=stat.packetsLost,
+                            fraction_lost=stat.fractionLost / 256,
+                            jitter_s=stat.jitter / source.codec.clockRate,
+                            rtt_s=stat.roundTripTime,
+                        )
+            result.append(entry)
+        return result
+
+    async def close(self) -> None:
+        """Leave: stop forwarding to this participant and close its connections."""
+        self._closed = True
+        for out in self._outbounds.values():
+            out.track.detach()
+        self._outbounds.clear()
+        if self._sub_pc is not None:
+            await self._sub_pc.close()
+
+    # -- called by the room ---------------------------------------------------
+
+    def subscribe(self, source: Source) -> None:
+        if self._closed or source in self._outbounds:
+            return
+        queue = (
+            self._config.video_queue_frames
+            if source.kind == "video"
+            else self._config.audio_queue_frames
+        )
+        track = OutboundTrack(source, self.id, queue, self._config.rate_window_seconds)
+        self._outbounds[source] = _Outbound(track)
+        self._mark_negotiation_needed()
+
+    def unsubscribe(self, source: Source) -> None:
+        out = self._outbounds.get(source)
+        if out is None or out.removed:
+            return
+        out.track.detach()
+        if out.transceiver is None:
+            del self._outbounds[source]
+        else:
+            out.removed = True
+            self._mark_negotiation_needed()
+
+    # -- internals ------------------------------------------------------------
+
+    async def _apply_subscriptions(self, pc: RTCPeerConnection) -> None:
+        for source, out in list(self._outbounds.items()):
+            if out.removed:
+                assert out.transceiver is not None
+                # aiortc cannot remove an m-section: it stays, inactive, and
+                # stopping its sender ends the RTP task reading the track.
+                out.transceiver.direction = "inactive"
+                await out.transceiver.sender.stop()
+                del self._outbounds[source]
+            elif out.transceiver is None:
+                transceiver = pc.addTransceiver(out.track, direction="sendonly")
+                transceiver.setCodecPreferences(sdp.send_preferences(source.codec, source.kind))
+                aiortc_hooks.install_packer(transceiver.sender, source.codec.name)
+                aiortc_hooks.on_keyframe_request(transceiver.sender, out.track.request_keyframe)
+                # Group a publisher's tracks into one MediaStream named after them.
+                aiortc_hooks.set_stream_id(transceiver.sender, source.publisher_id)
+                out.transceiver = transceiver
+
+    def _connection(self, kind: PeerConnectionKind) -> RTCPeerConnection:
+        self._check_open()
+        if kind == "subscribe" and self._sub_pc is not None:
+            return self._sub_pc
+        if kind == "publish":
+            raise UnknownPeerConnection(f"{self.id} is subscribe-only: no publish connection")
+        raise UnknownPeerConnection(f"{self.id} has no {kind!r} connection")
+
+    def _new_pc(self, kind: PeerConnectionKind) -> RTCPeerConnection:
+        pc = RTCPeerConnection(rtc_configuration(self._config.ice_servers))
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            self._connection_state_changed(kind, pc.connectionState)
+
+        return pc
+
+    def _connection_state_changed(self, kind: PeerConnectionKind, state: str) -> None:
+        if not self._closed:
+            self._events.connection_state(self.id, kind, state)
+
+    def _mark_negotiation_needed(self) -> None:
+        self._negotiation_needed = True
+        self._schedule_notify()
+
+    def _schedule_notify(self) -> None:
+        # Coalesce changes made in one loop iteration (a publisher's audio and
+        # video leaving together) into one notification.
+        if not self._notify_scheduled:
+            self._notify_scheduled = True
+            asyncio.get_running_loop().call_soon(self._notify)
+
+    def _notify(self) -> None:
+        self._notify_scheduled = False
+        if self._closed or not self._negotiation_needed:
+            return
+        if self._sub_pc is not None and self._sub_pc.signalingState != "stable":
+            return  # accept_subscribe_answer re-checks
+        self._events.negotiation_needed(self.id)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise MediaError(f"{self.id} has left the room")
+
+
+class _InboundSlot:
+    """Receives one publish-side receiver's frames; holds its Source while published."""
+
+    def __init__(self, receiver: RTCRtpReceiver) -> None:
+        self.receiver = receiver
+        self.source: Optional[Source] = None
+        self.ssrc: Optional[int] = None
+
+    def on_frame(self, codec: RTCRtpCodecParameters, data: bytes, timestamp: int) -> None:
+        if self.source is not None:
+            self.source.on_frame(codec, data, timestamp)
+
+
+class Publisher(Participant):
+    """A room member allowed to publish: a publish connection as well."""
+
+    can_publish = True
+
+    def __init__(self, participant_id: str, config: SfuConfig, events: RoomEvents) -> None:
+        super().__init__(participant_id, config, events)
+        self._pub_pc: Optional[RTCPeerConnection] = None
+        self._pub_lock = asyncio.Lock()
+        self._slots: dict[str, _InboundSlot] = {}
+
+    async def publish(self, offer_sdp: str) -> str:
+        """Apply the client's publish offer (first or renegotiated) and return the SFU's answer.
+
+        Tracks the offer sends are published to every other participant;
+        m-sections turned inactive/recvonly are unpublished. A refused offer
+        raises :class:`SdpError` and leaves the publisher as it was.
+        """
+        async with self._pub_lock:
+            self._check_open()
+            offer = sdp.validate_publish_offer(offer_sdp, self._config)
+            created = self._pub_pc is None
+            pc = self._pub_pc if self._pub_pc is not None else self._new_publish_pc()
+            if pc.signalingState != "stable":
+                raise NegotiationStateError(f"{self.id}: publish connection is mid-negotiation")
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+                await pc.setLocalDescription(await pc.createAnswer())
+            except Exception as exc:
+                if created:
+                    self._slots.clear()
+                    await pc.close()
+                raise SdpError(f"publish offer refused by aiortc: {exc!r}") from exc
+            self._pub_pc = pc
+            self._sync_sources(offer, aiortc_hooks.parse_sdp(pc.localDescription.sdp))
+            return pc.localDescription.sdp
+
+    def published_tracks(self) -> list[PublishedTrack]:
+        return [
+            PublishedTrack(
+                publisher_id=self.id,
+                track_id=slot.source.track_id,
+                kind=slot.source.kind,
+                codec=slot.source.codec.mimeType,
+                mid=slot.source.mid,
+            )
+            for slot in self._slots.values()
+            if slot.source is not None
+        ]
+
+    def inbound_stats(self) -> list[dict[str, object]]:
+        result = []
+        for slot in self._slots.values():
+            source = slot.source
+            if source is None:
+                continue
+            streams = aiortc_hooks.receiver_stream_counters(slot.receiver)
+            ssrc = slot.ssrc
+            if ssrc is None and streams:
+                ssrc = max(streams, key=lambda s: streams[s].packets_received)
+            rtp = streams.get(ssrc) if ssrc is not None else None
+            fps, bps = source.counters.meter.rates()
+            c = source.counters
+            result.append(
+                {
+                    "publisher_id": self.id,
+                    "track_id": source.track_id,
+                    "kind": source.kind,
+                    "codec": source.codec.mimeType,
+                    "mid": source.mid,
+                    "ssrc": ssrc,
+                    "packets": rtp.packets_received if rtp else 0,
+                    "packets_lost": rtp.packets_lost if rtp else 0,
+                    "jitter_s": rtp.jitter / source.codec.clockRate if rtp else None,
+                    # A receive-only endpoint gets no RTCP report blocks back, so
+                    # RTT to a publisher is not measurable here.
+                    "rtt_s": None,
+                    "bytes": c.bytes,
+                    "frames": c.frames,
+                    "fps": fps,
+                    "bitrate_bps": bps,
+                    "keyframes": c.keyframes,
+                    "keyframe_requests_received": source.keyframes.requests_received,
+                    "keyframe_requests_sent": source.keyframes.requests_sent,
+                    "frames_wrong_codec": c.frames_wrong_codec,
+                    "subscribers": len(source.outbounds),
+                }
+            )
+        return result
+
+    async def close(self) -> None:
+        for slot in self._slots.values():
+            self._end_source(slot)
+        await super().close()
+        if self._pub_pc is not None:
+            await self._pub_pc.close()
+
+    def _connection(self, kind: PeerConnectionKind) -> RTCPeerConnection:
+        if kind == "publish":
+            self._check_open()
+            if self._pub_pc is None:
+                raise UnknownPeerConnection(f"{self.id} has not offered to publish yet")
+            return self._pub_pc
+        return super()._connection(kind)
+
+    def _new_publish_pc(self) -> RTCPeerConnection:
+        pc = self._new_pc("publish")
+
+        @pc.on("track")
+        def on_track(track: object) -> None:
+            # Emitted inside setRemoteDescription, before the receiver starts:
+            # the last moment the frame sink can replace the decoder.
+            transceiver = next(t for t in pc.getTransceivers() if t.receiver.track is track)
+            slot = _InboundSlot(transceiver.receiver)
+            aiortc_hooks.attach_frame_sink(
+                transceiver.receiver, slot.on_frame, lambda: self._end_source(slot)
+            )
+            self._slots[transceiver.mid] = slot
+
+        return pc
+
+    def _sync_sources(self, offer: aiortc_hooks.ParsedSdp, answer: aiortc_hooks.ParsedSdp) -> None:
+        for media in offer.media:
+            slot = self._slots.get(media.rtp.muxId)
+            if slot is None:
+                continue
+            sending = sdp.direction(media) in ("sendonly", "sendrecv")
+            if sending and slot.source is None:
+                slot.ssrc = sdp.primary_ssrc(media)
+                slot.source = Source(
+                    publisher_id=self.id,
+                    track_id=slot.receiver.track.id,
+                    kind=media.kind,
+                    mid=media.rtp.muxId,
+                    codec=sdp.negotiated_codec(answer, media.rtp.muxId),
+                    keyframes=KeyframeRequester(
+                        lambda slot=slot: self._send_pli(slot),
+                        self._config.keyframe_request_interval,
+                    ),
+                    rate_window=self._config.rate_window_seconds,
+                )
+                self._events.source_published(slot.source)
+            elif not sending and slot.source is not None:
+                self._end_source(slot)
+
+    async def _send_pli(self, slot: _InboundSlot) -> None:
+        ssrc = slot.ssrc
+        if ssrc is None:
+            # No a=ssrc in the offer: use what the receiver has seen.
+            sources = slot.receiver.getSynchronizationSources()
+            if not sources:
+                return
+            ssrc = sources[0].source
+        await aiortc_hooks.request_keyframe(slot.receiver, ssrc)
+
+    def _end_source(self, slot: _InboundSlot) -> None:
+        source, slot.source = slot.source, None
+        if source is not None:
+            source.end()
+            self._events.source_ended(source)
+
+    def _connection_state_changed(self, kind: PeerConnectionKind, state: str) -> None:
+        if kind == "publish" and state in ("failed", "closed"):
+            # No ICE restart in aiortc: a failed publish connection is gone for good.
+            for slot in self._slots.values():
+                self._end_source(slot)
+        super()._connection_state_changed(kind, state)

@@ -1,0 +1,183 @@
+"""One test per aiortc/aioice internal used by media.aiortc_hooks.
+
+These run without a network: they drive the real aiortc objects through a fake
+DTLS transport, so an aiortc upgrade that renames or reshapes an internal fails
+here with a pointed message.
+"""
+
+import fractions
+
+import aioice.ice
+import aiortc
+import aiortc.rtcrtpsender
+import av
+import pytest
+from aiortc import (
+    MediaStreamTrack,
+    RTCRtpCodecParameters,
+    RTCRtpReceiver,
+    RTCRtpSender,
+)
+from aiortc.codecs import h264_depayload, vp8_depayload
+from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
+from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPacket, RtcpPsfbPacket, RtpPacket
+
+from media import aiortc_hooks
+from media.errors import UnsupportedAiortcVersion
+
+VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
+
+
+class FakeTransport:
+    """Just enough of RTCDtlsTransport for a sender/receiver to run."""
+
+    state = "connected"
+    _stats_id = "transport"
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.registered = False
+
+    def _register_rtp_receiver(self, receiver, parameters) -> None:
+        self.registered = True
+
+    def _unregister_rtp_receiver(self, receiver) -> None:
+        self.registered = False
+
+    async def _send_rtp(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    def _get_stats(self):
+        return {}
+
+
+def test_version_is_pinned():
+    aiortc_hooks.check_versions(aiortc.__version__, aioice.__version__)
+    assert aiortc.__version__ == aiortc_hooks.AIORTC_VERSION
+    with pytest.raises(UnsupportedAiortcVersion, match="aiortc==1.17.0"):
+        aiortc_hooks.check_versions("1.17.0", aioice.__version__)
+    with pytest.raises(UnsupportedAiortcVersion):
+        aiortc_hooks.check_versions(aiortc.__version__, "0.14.0")
+
+
+async def test_frame_sink_replaces_the_decoder_and_sees_the_end():
+    transport = FakeTransport()
+    receiver = RTCRtpReceiver("video", transport)
+    receiver._track = aiortc.rtcrtpreceiver.RemoteStreamTrack(kind="video")
+    frames, ended = [], []
+    aiortc_hooks.attach_frame_sink(receiver, lambda c, d, t: frames.append((c.name, d, t)), lambda: ended.append(1))
+    await receiver.receive(RTCRtpReceiveParameters(codecs=[VP8]))
+    assert transport.registered
+
+    # Two VP8 frames: the jitter buffer releases the first when the second starts.
+    for seq, (ts, payload) in enumerate([(1000, b"\x10\x00key"), (4000, b"\x10\x01delta")]):
+        packet = RtpPacket(payload_type=97, sequence_number=seq, timestamp=ts, ssrc=1234)
+        packet.marker = 1
+        packet.payload = payload
+        await receiver._handle_rtp_packet(packet, arrival_time_ms=0)
+    assert frames == [("VP8", b"\x00key", 0)]  # descriptor stripped, timestamp rebased
+
+    counters = aiortc_hooks.receiver_stream_counters(receiver)
+    assert counters[1234].packets_received == 2 and counters[1234].packets_lost == 0
+    assert isinstance(counters[1234].jitter, int)
+
+    # The stock decoder thread exited without ever creating a decoder.
+    thread = receiver._RTCRtpReceiver__decoder_thread
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+
+    with pytest.raises(RuntimeError, match="already started"):
+        aiortc_hooks.attach_frame_sink(receiver, lambda *a: None, lambda: None)
+
+    await receiver.stop()
+    assert ended == [1]
+
+
+async def test_pli_goes_out_for_the_media_ssrc():
+    transport = FakeTransport()
+    receiver = RTCRtpReceiver("video", transport)
+    receiver._set_rtcp_ssrc(42)
+    await aiortc_hooks.request_keyframe(receiver, 1234)
+    (packet,) = RtcpPacket.parse(transport.sent[-1])
+    assert isinstance(packet, RtcpPsfbPacket)
+    assert (packet.fmt, packet.ssrc, packet.media_ssrc) == (RTCP_PSFB_PLI, 42, 1234)
+
+
+class PacketTrack(MediaStreamTrack):
+    kind = "video"
+
+    def __init__(self, packet: av.Packet) -> None:
+        super().__init__()
+        self.packet = packet
+
+    async def recv(self) -> av.Packet:
+        return self.packet
+
+
+@pytest.mark.parametrize(
+    "mime,clock,data,depayload",
+    [
+        ("video/VP8", 90000, b"\x00" + bytes(3000), vp8_depayload),
+        ("video/H264", 90000, b"\x00\x00\x00\x01\x67\x42" + b"\x00\x00\x00\x01\x65" + bytes(2500), h264_depayload),
+        ("audio/opus", 48000, b"\xfc\x01\x02", lambda p: p),
+    ],
+)
+async def test_packer_sends_av_packets_without_an_encoder(monkeypatch, mime, clock, data, depayload):
+    def no_encoder(codec):
+        raise AssertionError("get_encoder called")
+
+    monkeypatch.setattr(aiortc.rtcrtpsender, "get_encoder", no_encoder)
+    packet = av.Packet(data)
+    packet.pts, packet.time_base = 3000, fractions.Fraction(1, clock)
+    sender = RTCRtpSender(PacketTrack(packet), FakeTransport())
+    aiortc_hooks.install_packer(sender, mime.split("/")[1])
+    codec = RTCRtpCodecParameters(mimeType=mime, clockRate=clock, payloadType=97)
+    encoded = await sender._next_encoded_frame(codec)
+    assert encoded.timestamp == 3000
+    assert b"".join(depayload(p) for p in encoded.payloads) == data
+
+
+async def test_keyframe_request_hook_catches_pli_and_fir():
+    sender = RTCRtpSender("video", FakeTransport())
+    calls = []
+    aiortc_hooks.on_keyframe_request(sender, lambda: calls.append(1))
+    for fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+        await sender._handle_rtcp_packet(RtcpPsfbPacket(fmt=fmt, ssrc=1, media_ssrc=sender._ssrc))
+    assert calls == [1, 1]
+
+
+async def test_stream_id_is_used_in_msid():
+    pc = aiortc.RTCPeerConnection()
+    transceiver = pc.addTransceiver("video", direction="sendonly")
+    aiortc_hooks.set_stream_id(transceiver.sender, "doctor-1")
+    await pc.setLocalDescription(await pc.createOffer())
+    assert "a=msid:doctor-1 " in pc.localDescription.sdp
+    await pc.close()
+
+
+def test_host_addresses_replace_aioice_discovery():
+    aiortc_hooks.set_host_addresses(["127.0.0.1", "::1"])
+    assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False) == ["127.0.0.1"]
+    assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True) == ["127.0.0.1", "::1"]
+    aiortc_hooks.set_host_addresses(None)
+    assert "127.0.0.1" not in aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
+
+
+def test_sdp_and_candidate_parsers():
+    parsed = aiortc_hooks.parse_sdp(
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+        "a=ice-ufrag:u\r\na=ice-pwd:p\r\na=fingerprint:sha-256 AA\r\na=setup:actpass\r\n"
+        "m=video 9 UDP/TLS/RTP/SAVPF 97 98\r\na=mid:0\r\na=sendonly\r\na=rtcp-mux\r\n"
+        "a=rtpmap:97 VP8/90000\r\na=rtpmap:98 rtx/90000\r\na=fmtp:98 apt=97\r\n"
+        "a=ssrc-group:FID 11 22\r\na=ssrc:11 cname:x\r\na=ssrc:22 cname:x\r\n"
+    )
+    (media,) = parsed.media
+    assert (media.kind, media.rtp.muxId, media.direction, media.rtcp_mux) == ("video", "0", "sendonly", True)
+    assert [c.name for c in media.rtp.codecs] == ["VP8", "rtx"]
+    assert (media.ice.usernameFragment, media.ice.password) == ("u", "p")
+    assert media.dtls.fingerprints and media.dtls.role == "auto"
+    assert media.ssrc_group[0].semantic == "FID" and media.ssrc_group[0].items == [11, 22]
+    assert [s.ssrc for s in media.ssrc] == [11, 22]
+
+    candidate = aiortc_hooks.parse_candidate("1 1 udp 2130706431 127.0.0.1 5000 typ host")
+    assert (candidate.ip, candidate.port, candidate.type) == ("127.0.0.1", 5000, "host")
