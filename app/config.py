@@ -34,6 +34,17 @@ def _env_int(name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def _env_float(name: str, default: float, minimum: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_PREFIX}{name} must be a number, got {raw!r}") from None
+    if not value >= minimum:  # also refuses NaN
+        raise ConfigError(f"{ENV_PREFIX}{name} must be at least {minimum}, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -49,6 +60,14 @@ class Settings:
     dicom_ae_title: str
     dicom_port: int
     ice_host_addresses: tuple[str, ...] = field(default_factory=tuple)
+    # Live rooms (signaling/): capacity, reconnection, per-client event budget, stats.
+    room_max_publishers: int = 16
+    room_max_observers: int = 50
+    reconnect_grace_seconds: float = 30.0
+    signaling_event_rate: float = 20.0
+    signaling_event_burst: int = 60
+    signaling_max_event_bytes: int = 256 * 1024
+    room_stats_interval_seconds: float = 2.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -103,4 +122,13 @@ def load_settings() -> Settings:
         dicom_ae_title=ae_title,
         dicom_port=_env_int("DICOM_PORT", 11112, minimum=0),
         ice_host_addresses=ice,
+        room_max_publishers=_env_int("ROOM_MAX_PUBLISHERS", 16, minimum=1),
+        room_max_observers=_env_int("ROOM_MAX_OBSERVERS", 50, minimum=0),
+        reconnect_grace_seconds=_env_float("RECONNECT_GRACE_SECONDS", 30.0, minimum=0.0),
+        signaling_event_rate=_env_float("SIGNALING_EVENT_RATE", 20.0, minimum=0.1),
+        signaling_event_burst=_env_int("SIGNALING_EVENT_BURST", 60, minimum=1),
+        signaling_max_event_bytes=_env_int("SIGNALING_MAX_EVENT_BYTES", 256 * 1024,
+                                           minimum=1024),
+        room_stats_interval_seconds=_env_float("ROOM_STATS_INTERVAL_SECONDS", 2.0,
+                                               minimum=0.1),
     )

@@ -18,13 +18,24 @@ from .errors import (
 )
 from .ice import IceCandidate, configure_host_addresses
 from .participant import Participant, PeerConnectionKind, PublishedTrack, Publisher, Subscription
-from .room import ConnectionStateCallback, NegotiationNeededCallback, Room
+from .policy import ForwardingDecision, LinkState, VideoTrack
+from .room import (
+    ConnectionStateCallback,
+    ForwardingChangedCallback,
+    LinkStateCallback,
+    NegotiationNeededCallback,
+    Room,
+)
 
 __all__ = [
     "ConnectionStateCallback",
     "DuplicateParticipant",
+    "ForwardingChangedCallback",
+    "ForwardingDecision",
     "IceCandidate",
     "IceCandidateError",
+    "LinkState",
+    "LinkStateCallback",
     "MediaError",
     "NegotiationNeededCallback",
     "NegotiationStateError",
@@ -40,5 +51,6 @@ __all__ = [
     "UnknownParticipant",
     "UnknownPeerConnection",
     "UnsupportedAiortcVersion",
+    "VideoTrack",
     "configure_host_addresses",
 ]

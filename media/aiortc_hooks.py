@@ -32,6 +32,19 @@ Internals used (aiortc 1.16.0 line numbers):
 * ``aiortc.sdp.SessionDescription.parse`` and ``aiortc.sdp.candidate_from_sdp``
   (not exported by ``aiortc``).
 * ``aioice.ice.get_host_addresses`` (aioice 0.13.0 ice.py 91, called at 581).
+* ``RTCRtpReceiver._handle_rtp_packet`` (rtcrtpreceiver.py 471), shadowed per
+  instance: ``RTCDtlsTransport._handle_rtp_data`` (rtcdtlstransport.py 624)
+  looks it up on the receiver, and it is the last place the parsed
+  ``packet.extensions.audio_level`` exists (the jitter buffer drops it).
+* ``RTCRtpReceiver._send_rtcp`` (rtcrtpreceiver.py 603), shadowed per
+  instance, and ``RTCRtpReceiver._RTCRtpReceiver__rtcp_ssrc`` (321): the stock
+  remote bitrate estimator sends its REMB through ``_send_rtcp`` (499-507);
+  the SFU swallows it and sends its own, capped, REMB with the same SSRC.
+* ``RTCRtpSender._handle_rtcp_packet`` (rtcrtpsender.py 232), shadowed per
+  instance: the transport routes a subscriber's REMB to every sender its FCI
+  lists (rtcdtlstransport.py 299-305); the stock handler only feeds an encoder.
+* ``aiortc.rtp.RtcpPsfbPacket``, ``RTCP_PSFB_APP``, ``pack_remb_fci``,
+  ``unpack_remb_fci`` (rtp.py 174, 194): REMB packets (not exported by ``aiortc``).
 """
 
 import random
@@ -46,6 +59,7 @@ from aiortc import RTCIceCandidate, RTCRtpCodecParameters, RTCRtpReceiver, RTCRt
 from aiortc import sdp as aiortc_sdp
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unpack_remb_fci
 
 from .errors import UnsupportedAiortcVersion
 
@@ -151,6 +165,63 @@ def receiver_stream_counters(receiver: RTCRtpReceiver) -> dict[int, RtpStreamCou
     return dict(receiver._RTCRtpReceiver__remote_streams)  # type: ignore[attr-defined]
 
 
+def on_audio_level(receiver: RTCRtpReceiver, callback: Callable[[int], None]) -> None:
+    """Call ``callback(level)`` for every RTP packet carrying the audio level extension.
+
+    ``level`` is the RFC 6464 value: 0 is the loudest (0 dBov), 127 silence.
+    Only packets whose ``urn:ietf:params:rtp-hdrext:ssrc-audio-level`` was
+    negotiated carry one (aiortc offers and answers it for audio).
+    """
+    handle = receiver._handle_rtp_packet
+
+    async def handle_rtp_packet(packet: Any, arrival_time_ms: int) -> None:
+        level = packet.extensions.audio_level  # (voice activity flag, level) or None
+        if level is not None:
+            callback(level[1])
+        await handle(packet, arrival_time_ms=arrival_time_ms)
+
+    receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
+
+
+RembSend = Callable[[int, list[int]], Coroutine[Any, Any, None]]
+
+
+def take_over_remb(receiver: RTCRtpReceiver, on_estimate: Callable[[int], None]) -> RembSend:
+    """Stop the receiver's own REMB; report its estimates; return a REMB sender.
+
+    aiortc's video receiver runs a remote bitrate estimator and sends its
+    estimate as REMB every ~500 ms. A publisher obeys the last REMB it got, so
+    that stream would overwrite the SFU's caps: it is swallowed here and each
+    estimate (bps) goes to ``on_estimate`` instead. The returned coroutine
+    function ``send(bitrate, media_ssrcs)`` sends one REMB on the receiver's
+    transport (nothing before the receiver has its RTCP SSRC).
+    """
+    send_rtcp = receiver._send_rtcp
+
+    async def filtered_send_rtcp(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, _ = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            on_estimate(bitrate)
+            return
+        await send_rtcp(packet)
+
+    async def send_remb(bitrate: int, media_ssrcs: list[int]) -> None:
+        ssrc = receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
+        if ssrc is None:
+            return
+        await send_rtcp(
+            RtcpPsfbPacket(
+                fmt=RTCP_PSFB_APP, ssrc=ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, media_ssrcs)
+            )
+        )
+
+    receiver._send_rtcp = filtered_send_rtcp  # type: ignore[method-assign]
+    return send_remb
+
+
 # --------------------------------------------------------------------------
 # Send side: pack pre-encoded frames, catch keyframe requests.
 
@@ -192,6 +263,29 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
     """Call ``callback()`` whenever the remote receiver sends a PLI or FIR for ``sender``."""
     # Instance attribute: shadows the method for this sender only.
     sender._send_keyframe = callback  # type: ignore[method-assign]
+
+
+def on_remb(sender: RTCRtpSender, callback: Callable[[int, list[int]], None]) -> None:
+    """Call ``callback(bitrate, ssrcs)`` for every REMB the remote receiver sends ``sender``.
+
+    A REMB's bitrate is the receiver's estimate for all the SSRCs it lists
+    together (a browser lists every stream it receives, aiortc one per
+    receiver). The stock handler would only hand it to an encoder, and the
+    SFU's senders have none.
+    """
+    handle = sender._handle_rtcp_packet
+
+    async def handle_rtcp_packet(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            callback(bitrate, ssrcs)
+            return
+        await handle(packet)
+
+    sender._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
 
 
 def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:

@@ -73,12 +73,14 @@ class Source:
         codec: RTCRtpCodecParameters,
         keyframes: KeyframeRequester,
         rate_window: int,
+        screen_share: bool = False,
     ) -> None:
         self.publisher_id = publisher_id
         self.track_id = track_id
         self.kind = kind
         self.mid = mid
         self.codec = codec
+        self.screen_share = screen_share
         self.keyframes = keyframes
         self.counters = InboundCounters(meter=RateMeter(rate_window))
         self.ended = False
@@ -131,6 +133,9 @@ class OutboundTrack(MediaStreamTrack):
     video subscriber starts at a keyframe, and a full queue is flushed and
     refilled from the next keyframe, so a slow subscriber never holds up the
     others and never decodes a broken reference chain.
+
+    The forwarding policy pauses a video (:meth:`set_forwarding`): its sender
+    then gets no frames and sends no RTP; resuming starts again at a keyframe.
     """
 
     def __init__(
@@ -146,16 +151,44 @@ class OutboundTrack(MediaStreamTrack):
         self._queue = _FrameQueue(queue_frames)
         self._video = source.kind == "video"
         self._active = False
+        self._forwarding = True
+        # Whether push() takes frames: active and forwarding, kept as one flag
+        # because push() runs for every frame of every subscriber.
+        self._open = False
         self._waiting_keyframe = self._video
         self._attached = True
         source.add(self)
 
     @property
     def waiting_for_keyframe(self) -> bool:
-        return self._active and self._waiting_keyframe
+        return self._open and self._waiting_keyframe
+
+    @property
+    def forwarding(self) -> bool:
+        return self._forwarding
+
+    def set_forwarding(self, forwarding: bool) -> None:
+        """Pause (no frames, no RTP) or resume this video for its subscriber.
+
+        Resuming holds delta frames until a keyframe and asks the publisher for
+        one (rate-limited per published track), so the subscriber's decoder
+        restarts cleanly.
+        """
+        if forwarding == self._forwarding:
+            return
+        self._forwarding = forwarding
+        self._open = self._active and forwarding
+        if not forwarding:
+            self.counters.frames_dropped += self._queue.clear()
+            self.counters.pauses += 1
+            return
+        if self._video:
+            self._waiting_keyframe = True
+            if self._open and self._attached:
+                self.source.keyframes.request()
 
     def push(self, item: _Item) -> None:
-        if not self._active:
+        if not self._open:
             return
         keyframe = item[1]
         if self._waiting_keyframe:
@@ -197,7 +230,8 @@ class OutboundTrack(MediaStreamTrack):
             raise MediaStreamError
         if not self._active and self._attached:
             self._active = True
-            if self._video:
+            self._open = self._forwarding
+            if self._video and self._forwarding:
                 self.source.keyframes.request()
         packet, keyframe = await self._queue.get()
         self.counters.sent(packet.size, keyframe)

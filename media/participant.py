@@ -8,6 +8,7 @@ connection and no method to make one, so nothing can be published through them.
 """
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Optional, Protocol
 
@@ -21,10 +22,12 @@ from aiortc import (
 
 from . import aiortc_hooks, sdp
 from .config import SfuConfig
+from .downlink import DownlinkMonitor, LinkSample, RembTracker
 from .errors import MediaError, NegotiationStateError, SdpError, UnknownPeerConnection
 from .forwarder import OutboundTrack, Source
 from .ice import IceCandidate, add_remote_candidate, rtc_configuration
 from .keyframes import KeyframeRequester
+from .remb import PublisherBitrate
 
 PeerConnectionKind = Literal["publish", "subscribe"]
 
@@ -63,6 +66,8 @@ class RoomEvents(Protocol):
 
     def source_ended(self, source: Source) -> None: ...
 
+    def speaker_meter(self, publisher_id: str) -> Callable[[int], None]: ...
+
 
 @dataclass
 class _Outbound:
@@ -86,6 +91,10 @@ class Participant:
         self._negotiation_needed = False
         self._notify_scheduled = False
         self._closed = False
+        #: This participant's downlink as the forwarding policy sees it.
+        self.downlink = DownlinkMonitor(config)
+        # A REMB older than a few checks describes streams that have changed since.
+        self._remb = RembTracker(max_age_s=3 * config.link_check_interval)
 
     # -- subscribe connection -------------------------------------------------
 
@@ -179,6 +188,8 @@ class Participant:
                 "frames_dropped": c.frames_dropped,
                 "queue_overflows": c.queue_overflows,
                 "waiting_for_keyframe": out.track.waiting_for_keyframe,
+                "forwarding": out.track.forwarding,
+                "pauses": c.pauses,
             }
             if out.transceiver is not None:
                 report = await out.transceiver.sender.getStats()
@@ -205,6 +216,38 @@ class Participant:
             await self._sub_pc.close()
 
     # -- called by the room ---------------------------------------------------
+
+    def video_tracks(self) -> list[OutboundTrack]:
+        """The published videos this participant is subscribed to."""
+        return [
+            out.track for out in self._outbounds.values() if not out.removed and out.track.kind == "video"
+        ]
+
+    async def sample_link(self) -> LinkSample:
+        """The downlink as the subscriber's last receiver reports and REMBs describe it."""
+        losses: list[float] = []
+        rtts: list[float] = []
+        video_bps = 0.0
+        video_ssrcs: set[int] = set()
+        for out in list(self._outbounds.values()):
+            if out.removed or out.transceiver is None or not out.track.forwarding:
+                continue
+            video = out.track.kind == "video"
+            if video:
+                video_bps += out.track.counters.meter.rates()[1]
+            for stat in (await out.transceiver.sender.getStats()).values():
+                if stat.type == "outbound-rtp" and video:
+                    video_ssrcs.add(stat.ssrc)
+                elif stat.type == "remote-inbound-rtp":
+                    losses.append(stat.fractionLost / 256)
+                    if stat.roundTripTime is not None:
+                        rtts.append(stat.roundTripTime)
+        return LinkSample(
+            fraction_lost=max(losses, default=None),
+            rtt_s=max(rtts, default=None),
+            remb_bps=self._remb.estimate(video_ssrcs),
+            video_bps=video_bps,
+        )
 
     def subscribe(self, source: Source) -> None:
         if self._closed or source in self._outbounds:
@@ -245,6 +288,7 @@ class Participant:
                 transceiver.setCodecPreferences(sdp.send_preferences(source.codec, source.kind))
                 aiortc_hooks.install_packer(transceiver.sender, source.codec.name)
                 aiortc_hooks.on_keyframe_request(transceiver.sender, out.track.request_keyframe)
+                aiortc_hooks.on_remb(transceiver.sender, self._remb.add)
                 # Group a publisher's tracks into one MediaStream named after them.
                 aiortc_hooks.set_stream_id(transceiver.sender, source.publisher_id)
                 out.transceiver = transceiver
@@ -302,6 +346,13 @@ class _InboundSlot:
         self.source: Optional[Source] = None
         self.ssrc: Optional[int] = None
 
+    def media_ssrc(self) -> Optional[int]:
+        """The publisher's media SSRC: from the offer, else the one seen (may be RTX)."""
+        if self.ssrc is not None:
+            return self.ssrc
+        sources = self.receiver.getSynchronizationSources()
+        return sources[0].source if sources else None
+
     def on_frame(self, codec: RTCRtpCodecParameters, data: bytes, timestamp: int) -> None:
         if self.source is not None:
             self.source.on_frame(codec, data, timestamp)
@@ -317,6 +368,8 @@ class Publisher(Participant):
         self._pub_pc: Optional[RTCPeerConnection] = None
         self._pub_lock = asyncio.Lock()
         self._slots: dict[str, _InboundSlot] = {}
+        #: The REMB caps sent to this publisher.
+        self.bitrate = PublisherBitrate(config.remb_interval)
 
     async def publish(self, offer_sdp: str) -> str:
         """Apply the client's publish offer (first or renegotiated) and return the SFU's answer.
@@ -393,13 +446,28 @@ class Publisher(Participant):
                     "keyframe_requests_sent": source.keyframes.requests_sent,
                     "frames_wrong_codec": c.frames_wrong_codec,
                     "subscribers": len(source.outbounds),
+                    "forwarded_to": sum(1 for o in source.outbounds if o.forwarding),
+                    "screen_share": source.screen_share,
+                    # The publisher's whole REMB (all its videos), on its video tracks.
+                    "remb_bps": self.bitrate.value if source.kind == "video" else None,
                 }
             )
         return result
 
+    def set_video_caps(self, caps: dict[Source, int]) -> None:
+        """Send this publisher the REMB for its published videos' caps (bps)."""
+        by_ssrc: dict[int, int] = {}
+        for slot in self._slots.values():
+            if slot.source is not None and slot.source in caps:
+                ssrc = slot.media_ssrc()
+                if ssrc is not None:
+                    by_ssrc[ssrc] = caps[slot.source]
+        self.bitrate.set_caps(by_ssrc)
+
     async def close(self) -> None:
         for slot in self._slots.values():
             self._end_source(slot)
+        self.bitrate.close()
         await super().close()
         if self._pub_pc is not None:
             await self._pub_pc.close()
@@ -420,15 +488,25 @@ class Publisher(Participant):
             # Emitted inside setRemoteDescription, before the receiver starts:
             # the last moment the frame sink can replace the decoder.
             transceiver = next(t for t in pc.getTransceivers() if t.receiver.track is track)
-            slot = _InboundSlot(transceiver.receiver)
-            aiortc_hooks.attach_frame_sink(
-                transceiver.receiver, slot.on_frame, lambda: self._end_source(slot)
-            )
+            receiver = transceiver.receiver
+            slot = _InboundSlot(receiver)
+            aiortc_hooks.attach_frame_sink(receiver, slot.on_frame, lambda: self._end_source(slot))
+            if transceiver.kind == "audio":
+                aiortc_hooks.on_audio_level(receiver, self._events.speaker_meter(self.id))
+            else:
+                self.bitrate.set_sender(
+                    aiortc_hooks.take_over_remb(
+                        receiver, lambda bps: self.bitrate.estimate(receiver, bps)
+                    )
+                )
             self._slots[transceiver.mid] = slot
 
         return pc
 
     def _sync_sources(self, offer: aiortc_hooks.ParsedSdp, answer: aiortc_hooks.ParsedSdp) -> None:
+        # Publish convention: the first video m-section is the camera, a later
+        # one a screen share (shown large, capped high).
+        camera_mid = next((m.rtp.muxId for m in offer.media if m.kind == "video"), None)
         for media in offer.media:
             slot = self._slots.get(media.rtp.muxId)
             if slot is None:
@@ -447,6 +525,7 @@ class Publisher(Participant):
                         self._config.keyframe_request_interval,
                     ),
                     rate_window=self._config.rate_window_seconds,
+                    screen_share=media.kind == "video" and media.rtp.muxId != camera_mid,
                 )
                 self._events.source_published(slot.source)
             elif not sending and slot.source is not None:
@@ -465,6 +544,7 @@ class Publisher(Participant):
     def _end_source(self, slot: _InboundSlot) -> None:
         source, slot.source = slot.source, None
         if source is not None:
+            self.bitrate.forget(slot.receiver)
             source.end()
             self._events.source_ended(source)
 

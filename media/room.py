@@ -9,8 +9,10 @@ from typing import Optional, Union
 from .config import SfuConfig
 from .errors import DuplicateParticipant, PublishNotAllowed, UnknownParticipant
 from .forwarder import Source
+from .forwarding import ForwardingController
 from .ice import IceCandidate
 from .participant import Participant, PeerConnectionKind, PublishedTrack, Publisher, Subscription
+from .policy import ForwardingDecision, LinkState
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +21,10 @@ NegotiationNeededCallback = Callable[[str], Union[Awaitable[None], None]]
 #: ``on_connection_state(participant_id, "publish" | "subscribe", state)`` with aiortc's
 #: ``connectionState`` values (new, connecting, connected, failed, closed).
 ConnectionStateCallback = Callable[[str, PeerConnectionKind, str], Union[Awaitable[None], None]]
+#: ``on_link_state(participant_id, "full" | "reduced" | "audio-only")``: its downlink state changed.
+LinkStateCallback = Callable[[str, LinkState], Union[Awaitable[None], None]]
+#: ``on_forwarding_changed(decision)``: the videos one subscriber receives (or its link state) changed.
+ForwardingChangedCallback = Callable[[ForwardingDecision], Union[Awaitable[None], None]]
 
 
 class Room:
@@ -36,14 +42,19 @@ class Room:
         *,
         on_negotiation_needed: Optional[NegotiationNeededCallback] = None,
         on_connection_state: Optional[ConnectionStateCallback] = None,
+        on_link_state: Optional[LinkStateCallback] = None,
+        on_forwarding_changed: Optional[ForwardingChangedCallback] = None,
     ) -> None:
         self.room_id = room_id
         self.config = config or SfuConfig()
         self._on_negotiation_needed = on_negotiation_needed
         self._on_connection_state = on_connection_state
+        self._on_link_state = on_link_state
+        self._on_forwarding_changed = on_forwarding_changed
         self._participants: dict[str, Participant] = {}
         self._sources: list[Source] = []
         self._tasks: set[asyncio.Future[None]] = set()
+        self._policy = ForwardingController(self.config, self)
 
     # -- membership -----------------------------------------------------------
 
@@ -69,11 +80,47 @@ class Room:
         """Leave: unpublish the participant's tracks (others renegotiate) and close its connections."""
         participant = self.participant(participant_id)
         del self._participants[participant_id]
+        self._policy.forget(participant_id)
         await participant.close()
+        self._policy.apply()
+        if not self._participants:
+            await self._policy.stop()
 
     async def close(self) -> None:
         for participant_id in list(self._participants):
             await self.remove_participant(participant_id)
+        await self._policy.stop()
+
+    # -- forwarding policy (docs/media.md "Forwarding policy") ----------------------
+
+    @property
+    def presenter(self) -> Optional[str]:
+        return self._policy.presenter
+
+    def set_presenter(self, participant_id: Optional[str]) -> None:
+        """Show ``participant_id``'s camera large to everyone (None: nobody presents).
+
+        Its camera is capped high and forwarded to every subscriber outside
+        last-N. A presenter who leaves the room stops presenting.
+        """
+        if participant_id is not None:
+            self.participant(participant_id)  # UnknownParticipant
+        self._policy.presenter = participant_id
+        self._policy.apply()
+
+    def active_speakers(self) -> list[str]:
+        """Publishers with audio, most recent speaker first."""
+        return self._policy.speakers.order
+
+    def forwarding(self, participant_id: str) -> ForwardingDecision:
+        """What ``participant_id`` receives now: link state, forwarded and paused videos."""
+        self.participant(participant_id)  # UnknownParticipant
+        return self._policy.decision(participant_id)
+
+    def forwarding_decisions(self) -> dict[str, ForwardingDecision]:
+        """:meth:`forwarding` for every participant."""
+        self._policy.apply()
+        return self._policy.decisions()
 
     # -- negotiation (by participant id, for signaling) -------------------------
 
@@ -130,12 +177,33 @@ class Room:
         for p in self._participants.values():
             if p.id != source.publisher_id:
                 p.subscribe(source)
+        self._policy.apply()
 
     def source_ended(self, source: Source) -> None:
         if source in self._sources:
             self._sources.remove(source)
         for p in self._participants.values():
             p.unsubscribe(source)
+        self._policy.apply()
+
+    def speaker_meter(self, publisher_id: str) -> Callable[[int], None]:
+        return self._policy.speakers.meter(publisher_id)
+
+    # -- PolicyHost (called by the forwarding controller) -----------------------
+
+    def policy_participants(self) -> list[Participant]:
+        return list(self._participants.values())
+
+    def policy_sources(self) -> list[Source]:
+        return list(self._sources)
+
+    def link_state_changed(self, participant_id: str, state: LinkState) -> None:
+        if self._on_link_state is not None:
+            self._call(self._on_link_state, participant_id, state)
+
+    def forwarding_changed(self, decision: ForwardingDecision) -> None:
+        if self._on_forwarding_changed is not None:
+            self._call(self._on_forwarding_changed, decision)
 
     def negotiation_needed(self, participant_id: str) -> None:
         if self._on_negotiation_needed is not None:
@@ -153,6 +221,8 @@ class Room:
         self._participants[participant.id] = participant
         for source in self._sources:
             participant.subscribe(source)
+        self._policy.apply()
+        self._policy.start()
         return participant
 
     def _call(self, callback: Callable[..., Union[Awaitable[None], None]], *args: object) -> None:

@@ -72,6 +72,8 @@ class OutboundCounters:
     #: Frames thrown away because the subscriber's queue was full.
     frames_dropped: int = 0
     queue_overflows: int = 0
+    #: Times the forwarding policy paused this video for this subscriber.
+    pauses: int = 0
     #: PLI/FIR received from the subscriber.
     keyframe_requests_received: int = 0
     first_frame_keyframe: bool | None = None

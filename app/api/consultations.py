@@ -240,7 +240,7 @@ async def _load(ctx: Ctx, session: AsyncSession, *, lock: bool = False) -> Consu
     if clause is not None:
         stmt = stmt.where(clause)
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update(of=Consultation)
     consultation = await session.scalar(stmt.options(*_FULL))
     if consultation is None:
         raise not_found("consultation")

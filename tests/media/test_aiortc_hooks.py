@@ -20,7 +20,16 @@ from aiortc import (
 )
 from aiortc.codecs import h264_depayload, vp8_depayload
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
-from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPacket, RtcpPsfbPacket, RtpPacket
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RtcpPacket,
+    RtcpPsfbPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+)
 
 from media import aiortc_hooks
 from media.errors import UnsupportedAiortcVersion
@@ -181,3 +190,45 @@ def test_sdp_and_candidate_parsers():
 
     candidate = aiortc_hooks.parse_candidate("1 1 udp 2130706431 127.0.0.1 5000 typ host")
     assert (candidate.ip, candidate.port, candidate.type) == ("127.0.0.1", 5000, "host")
+
+
+async def test_audio_level_is_read_before_the_jitter_buffer_drops_it():
+    transport = FakeTransport()
+    receiver = RTCRtpReceiver("audio", transport)
+    levels = []
+    aiortc_hooks.on_audio_level(receiver, levels.append)
+    for seq, level in enumerate([(False, 30), None]):
+        packet = RtpPacket(payload_type=96, sequence_number=seq, timestamp=seq * 960, ssrc=5)
+        packet.extensions.audio_level = level
+        await receiver._handle_rtp_packet(packet, arrival_time_ms=0)
+    assert levels == [30]
+
+
+async def test_remb_take_over_swallows_the_estimate_and_sends_the_cap():
+    transport = FakeTransport()
+    receiver = RTCRtpReceiver("video", transport)
+    receiver._set_rtcp_ssrc(42)
+    estimates = []
+    send = aiortc_hooks.take_over_remb(receiver, estimates.append)
+    # What the stock estimator does in _handle_rtp_packet (rtcrtpreceiver.py 499-507).
+    await receiver._send_rtcp(
+        RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=42, media_ssrc=0, fci=pack_remb_fci(900_000, [1234]))
+    )
+    assert estimates == [900_000] and transport.sent == []
+    await receiver._send_rtcp_pli(1234)  # other RTCP still goes out
+    await send(300_000, [1234])
+    pli, remb = (RtcpPacket.parse(data)[0] for data in transport.sent)
+    assert pli.fmt == RTCP_PSFB_PLI
+    assert (remb.fmt, remb.ssrc) == (RTCP_PSFB_APP, 42)
+    assert unpack_remb_fci(remb.fci) == (300_000, [1234])
+
+
+async def test_remb_from_a_subscriber_reaches_the_callback_and_other_rtcp_the_sender():
+    sender = RTCRtpSender("video", FakeTransport())
+    rembs, keyframes = [], []
+    aiortc_hooks.on_keyframe_request(sender, lambda: keyframes.append(1))
+    aiortc_hooks.on_remb(sender, lambda bitrate, ssrcs: rembs.append((bitrate, ssrcs)))
+    fci = pack_remb_fci(700_000, [sender._ssrc, 99])
+    await sender._handle_rtcp_packet(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=fci))
+    await sender._handle_rtcp_packet(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1, media_ssrc=sender._ssrc))
+    assert rembs == [(700_000, [sender._ssrc, 99])] and keyframes == [1]

@@ -1,0 +1,253 @@
+"""Drives the SFU (``media/``) from the room: one ``media.Room`` per live consultation.
+
+Admitted publishers (host, presenter, participants) join the SFU as publishers, observers
+as subscribe-only participants; the SFU refuses a publish from the latter on its own too.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from media import (
+    IceCandidate,
+    IceCandidateError,
+    MediaError,
+    NegotiationStateError,
+    PublishNotAllowed,
+    Room,
+    SdpError,
+    SfuConfig,
+    UnknownParticipant,
+    UnknownPeerConnection,
+)
+
+from app.db.models import RoomRole
+
+from . import errors
+from .errors import SignalingError
+from .hub import Ctx, Hub
+from .permissions import Action, require
+from .room_state import Member
+from .schemas import Empty, Ice, Publish, SubscribeAnswer
+
+log = logging.getLogger(__name__)
+
+_ERROR_CODES: tuple[tuple[type[MediaError], str], ...] = (
+    (SdpError, errors.INVALID_SDP),
+    (IceCandidateError, errors.INVALID_CANDIDATE),
+    (UnknownPeerConnection, errors.UNKNOWN_CONNECTION),
+    (NegotiationStateError, errors.NEGOTIATION_STATE),
+    (PublishNotAllowed, errors.FORBIDDEN),
+    (UnknownParticipant, errors.NOT_FOUND),
+)
+
+
+def as_signaling_error(exc: MediaError) -> SignalingError:
+    code = next((c for t, c in _ERROR_CODES if isinstance(exc, t)), errors.MEDIA_ERROR)
+    return SignalingError(code, str(exc) or type(exc).__name__)
+
+
+class MediaBridge:
+    def __init__(self, hub: Hub, config: SfuConfig | None = None) -> None:
+        self._hub = hub
+        self._config = config
+        self._rooms: dict[int, Room] = {}
+        # Participants whose client asked for its first subscribe offer: before that the
+        # SFU's "negotiation needed" is folded into that first offer.
+        self._subscribing: set[tuple[int, str]] = set()
+        # Negotiation needed while the member's socket was down; offered on resume.
+        self._pending: set[tuple[int, str]] = set()
+
+    def room(self, room_id: int) -> Room | None:
+        return self._rooms.get(room_id)
+
+    def room_ids(self) -> list[int]:
+        return list(self._rooms)
+
+    def _room(self, room_id: int) -> Room:
+        room = self._rooms.get(room_id)
+        if room is None:
+            room = Room(
+                str(room_id), self._config,
+                on_negotiation_needed=lambda pid: self._negotiation_needed(room_id, pid),
+                on_connection_state=lambda pid, pc, state: self._hub.emit_member(
+                    room_id, pid, "media:connection_state", {"pc": pc, "state": state}),
+            )
+            self._rooms[room_id] = room
+        return room
+
+    async def add(self, room_id: int, member: Member) -> None:
+        room = self._room(room_id)
+        if member.participant_id in room.participant_ids:
+            return
+        if member.publishes:
+            room.add_publisher(member.participant_id)
+        else:
+            room.add_observer(member.participant_id)
+        await self.sync_presenter(room_id)
+
+    async def sync_presenter(self, room_id: int) -> None:
+        """Tell the SFU whose camera everyone sees large: the admitted presenter, if any."""
+        room = self._rooms.get(room_id)
+        if room is None:
+            return
+        presenter = next((m.participant_id for m in await self._hub.state.members(room_id)
+                          if m.admitted and m.role is RoomRole.presenter
+                          and m.participant_id in room.participant_ids), None)
+        if room.presenter != presenter:
+            room.set_presenter(presenter)
+
+    async def remove(self, room_id: int, participant_id: str) -> None:
+        key = (room_id, participant_id)
+        self._subscribing.discard(key)
+        self._pending.discard(key)
+        room = self._rooms.get(room_id)
+        if room is None or participant_id not in room.participant_ids:
+            return
+        await room.remove_participant(participant_id)
+        if not room.participant_ids:
+            del self._rooms[room_id]
+            await room.close()
+
+    async def reset(self, room_id: int, member: Member, reason: str) -> None:
+        """New SFU participant under the same id; the client must build new connections."""
+        await self.remove(room_id, member.participant_id)
+        await self.add(room_id, member)
+        await self._hub.emit_to(member.sid, "media:reset",
+                                {"reason": reason, "can_publish": member.publishes})
+
+    async def resumed(self, room_id: int, participant_id: str) -> None:
+        key = (room_id, participant_id)
+        if key in self._pending:
+            self._pending.discard(key)
+            await self._negotiation_needed(room_id, participant_id)
+
+    async def close_room(self, room_id: int) -> None:
+        room = self._rooms.pop(room_id, None)
+        self._subscribing = {k for k in self._subscribing if k[0] != room_id}
+        self._pending = {k for k in self._pending if k[0] != room_id}
+        if room is not None:
+            await room.close()
+
+    async def close(self) -> None:
+        for room_id in list(self._rooms):
+            await self.close_room(room_id)
+
+    async def stats(self, room_id: int) -> dict[str, Any] | None:
+        room = self._rooms.get(room_id)
+        return await room.stats() if room is not None else None
+
+    def tracks(self, room_id: int, participant_id: str) -> list[dict[str, Any]]:
+        room = self._rooms[room_id]
+        return [{"mid": s.mid, "publisher_id": s.publisher_id, "track_id": s.track_id,
+                 "kind": s.kind} for s in room.subscriptions(participant_id) if s.mid]
+
+    async def _negotiation_needed(self, room_id: int, participant_id: str) -> None:
+        key = (room_id, participant_id)
+        if key not in self._subscribing:
+            return
+        member = await self._hub.state.member(room_id, participant_id)
+        if member is None:
+            return
+        if member.sid is None:
+            self._pending.add(key)
+            return
+        room = self._rooms.get(room_id)
+        if room is None:
+            return
+        try:
+            offer = await room.create_subscribe_offer(participant_id)
+        except MediaError as exc:
+            # Raced with a leave or an outstanding offer; the SFU asks again after the
+            # answer, and a leave needs nothing more.
+            log.info("room %s: no subscribe offer for %s: %s", room_id, participant_id, exc)
+            return
+        await self._hub.emit_to(member.sid, "media:subscribe_offer",
+                                {"sdp": offer, "tracks": self.tracks(room_id, participant_id)})
+
+    # -- client events -----------------------------------------------------------
+
+    def _member_room(self, ctx: Ctx) -> Room:
+        room = self._rooms.get(ctx.room_id)
+        if room is None or ctx.member.participant_id not in room.participant_ids:
+            raise SignalingError(errors.UNKNOWN_CONNECTION, "you have no media session")
+        return room
+
+    async def publish(self, ctx: Ctx, p: Publish) -> dict[str, Any]:
+        room = self._member_room(ctx)
+        try:
+            answer = await room.publish(ctx.member.participant_id, p.sdp)
+        except MediaError as exc:
+            raise as_signaling_error(exc) from None
+        return {"sdp": answer}
+
+    async def subscribe(self, ctx: Ctx, _: Empty) -> dict[str, Any]:
+        room = self._member_room(ctx)
+        pid = ctx.member.participant_id
+        if not room.subscriptions(pid):
+            # Nothing published yet: an offer without m-sections helps nobody (and its
+            # answer would be refused); the first published track pushes an offer.
+            self._subscribing.add((ctx.room_id, pid))
+            return {"sdp": None, "tracks": []}
+        try:
+            offer = await room.create_subscribe_offer(pid)
+        except MediaError as exc:
+            raise as_signaling_error(exc) from None
+        self._subscribing.add((ctx.room_id, pid))
+        return {"sdp": offer, "tracks": self.tracks(ctx.room_id, pid)}
+
+    async def subscribe_answer(self, ctx: Ctx, p: SubscribeAnswer) -> dict[str, Any]:
+        room = self._member_room(ctx)
+        try:
+            await room.accept_subscribe_answer(ctx.member.participant_id, p.sdp)
+        except MediaError as exc:
+            raise as_signaling_error(exc) from None
+        return {"ok": True}
+
+    async def ice(self, ctx: Ctx, p: Ice) -> dict[str, Any]:
+        if p.pc == "publish":
+            require(ctx.member, Action.PUBLISH)
+        room = self._member_room(ctx)
+        candidate = None
+        if p.candidate is not None:
+            candidate = IceCandidate(p.candidate.candidate, p.candidate.sdpMid,
+                                     p.candidate.sdpMLineIndex)
+        try:
+            await room.add_ice_candidate(ctx.member.participant_id, p.pc, candidate)
+        except MediaError as exc:
+            raise as_signaling_error(exc) from None
+        return {"ok": True}
+
+    async def restart(self, ctx: Ctx, _: Empty) -> dict[str, Any]:
+        """The client lost its peer connections (reload, ICE failure): start media over."""
+        self._member_room(ctx)
+        await self.remove(ctx.room_id, ctx.member.participant_id)
+        await self.add(ctx.room_id, ctx.member)
+        return {"ok": True, "can_publish": ctx.member.publishes}
+
+
+def _bridge(ctx: Ctx) -> MediaBridge:
+    if ctx.hub.bridge is None:
+        raise SignalingError(errors.MEDIA_ERROR, "media is not enabled on this server")
+    return ctx.hub.bridge
+
+
+async def publish(ctx: Ctx, p: Publish) -> dict[str, Any]:
+    return await _bridge(ctx).publish(ctx, p)
+
+
+async def subscribe(ctx: Ctx, p: Empty) -> dict[str, Any]:
+    return await _bridge(ctx).subscribe(ctx, p)
+
+
+async def subscribe_answer(ctx: Ctx, p: SubscribeAnswer) -> dict[str, Any]:
+    return await _bridge(ctx).subscribe_answer(ctx, p)
+
+
+async def ice(ctx: Ctx, p: Ice) -> dict[str, Any]:
+    return await _bridge(ctx).ice(ctx, p)
+
+
+async def restart(ctx: Ctx, p: Empty) -> dict[str, Any]:
+    return await _bridge(ctx).restart(ctx, p)

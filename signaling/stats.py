@@ -1,0 +1,88 @@
+"""Every few seconds: the SFU's per-stream figures, summed per participant, sent to the
+room and kept here for a /metrics endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from .hub import Hub
+
+log = logging.getLogger(__name__)
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def summarize(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per participant: what it publishes (as the SFU receives it) and what it receives
+    (as the SFU sends it, with loss and RTT from its receiver reports)."""
+    people: dict[str, dict[str, Any]] = {}
+
+    def entry(pid: str) -> dict[str, Any]:
+        return people.setdefault(pid, {"publish": [], "receive": {
+            "bitrate_bps": 0.0, "video_fps": 0.0, "streams": 0, "packets_lost": 0,
+            "fraction_lost": None, "rtt_s": None}})
+
+    for s in raw.get("inbound", []):
+        entry(s["publisher_id"])["publish"].append({
+            "track_id": s["track_id"], "kind": s["kind"], "codec": s["codec"],
+            "bitrate_bps": s["bitrate_bps"], "fps": s["fps"], "packets": s["packets"],
+            "packets_lost": s["packets_lost"], "jitter_s": s["jitter_s"],
+        })
+    losses: dict[str, list[float]] = {}
+    rtts: dict[str, list[float]] = {}
+    for s in raw.get("outbound", []):
+        pid = s["subscriber_id"]
+        receive = entry(pid)["receive"]
+        receive["bitrate_bps"] += s["bitrate_bps"]
+        receive["streams"] += 1
+        if s["kind"] == "video":
+            receive["video_fps"] += s["fps"]
+        if s["packets_lost"] is not None:
+            receive["packets_lost"] += s["packets_lost"]
+        if s["fraction_lost"] is not None:
+            losses.setdefault(pid, []).append(s["fraction_lost"])
+        if s["rtt_s"] is not None:
+            rtts.setdefault(pid, []).append(s["rtt_s"])
+    for pid, person in people.items():
+        person["receive"]["fraction_lost"] = max(losses[pid]) if pid in losses else None
+        person["receive"]["rtt_s"] = _mean(rtts.get(pid, []))
+    return people
+
+
+class StatsCollector:
+    def __init__(self, hub: Hub, interval: float) -> None:
+        self._hub = hub
+        self._interval = interval
+        #: room id → {"at": unix time, "participants": summary, "raw": SFU stats}
+        self.latest: dict[int, dict[str, Any]] = {}
+
+    async def collect_once(self) -> None:
+        bridge = self._hub.bridge
+        if bridge is None:
+            return
+        live = set(bridge.room_ids())
+        for room_id in list(self.latest):
+            if room_id not in live:
+                del self.latest[room_id]
+        for room_id in live:
+            raw = await bridge.stats(room_id)
+            if raw is None:
+                continue
+            summary = summarize(raw)
+            self.latest[room_id] = {"at": time.time(), "participants": summary, "raw": raw}
+            await self._hub.broadcast(room_id, "stats", {
+                "interval_s": self._interval, "participants": summary})
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.collect_once()
+            except Exception:
+                # One bad read must not end stats for every room.
+                log.exception("room stats collection failed")
