@@ -248,9 +248,12 @@ async def _load(ctx: Ctx, session: AsyncSession, *, lock: bool = False) -> Consu
 
 
 async def _reload(session: AsyncSession, consultation_id: int) -> Consultation:
-    session.expunge_all()
+    """The consultation as the database now has it, relationships included, within the
+    open transaction (pending audit events stay in the session and commit with it)."""
+    await session.flush()
     c = await session.scalar(
-        select(Consultation).where(Consultation.id == consultation_id).options(*_FULL))
+        select(Consultation).where(Consultation.id == consultation_id).options(*_FULL)
+        .execution_options(populate_existing=True))
     assert c is not None
     return c
 
@@ -328,8 +331,10 @@ async def create_consultation(ctx: Ctx, body: ConsultationIn) -> ConsultationOut
             scheduled_end=body.end, timezone=body.timezone, host_hospital_id=host_hospital.id,
             created_by_id=ctx.me.id,
         )
-        invitations = [await _invitee(
-            session, InvitationIn(user_id=body.host_user_id, role=RoomRole.host), "host")]
+        host = await session.get(User, body.host_user_id)
+        if host is None or not host.active:
+            raise ApiError(422, "no such active user", field="host_user_id")
+        invitations = [Invitation(user_id=host.id, role=RoomRole.host)]
         seen_users = {body.host_user_id}
         seen_hospitals: set[int] = set()
         for n, inv in enumerate(body.invitations):

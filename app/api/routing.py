@@ -27,6 +27,18 @@ ADMIN = (PlatformRole.admin,)
 MAX_ID = 2**31 - 1
 
 
+def _nul_path(value: Any, path: str = "") -> str | None:
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else (
+        enumerate(value) if isinstance(value, list) else ())
+    for key, item in items:
+        found = _nul_path(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
 class Body(BaseModel):
     """Request bodies: unknown fields and silent type coercion are errors."""
 
@@ -161,6 +173,12 @@ def _aiohttp_handler(ep: Endpoint) -> Callable[[web.Request], Awaitable[web.Stre
                 kwargs["body"] = ep.body.model_validate_json(await request.read() or b"")
         except ValidationError as exc:
             raise from_validation(exc) from None
+        for given in kwargs.values():
+            # PostgreSQL text cannot hold NUL and no field of ours has a use for it: refuse
+            # it here, naming the field, rather than fail at the database.
+            path = _nul_path(given.model_dump())
+            if path is not None:
+                raise ApiError(422, "text may not contain NUL characters", field=path)
         result = await ep.handler(ctx, **kwargs)
         if result is None:
             return web.Response(status=ep.status if ep.status != 200 else 204)
