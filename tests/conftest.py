@@ -80,17 +80,21 @@ async def _truncate(url: str) -> None:
     await engine.dispose()
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def fresh_database(request: pytest.FixtureRequest, tmp_path: Path, backend: str) -> str:
     """An empty, migrated database: a fresh SQLite file, or the run's PostgreSQL database
     emptied."""
-    if request.param == "sqlite":
+    if backend == "sqlite":
         path = tmp_path / "hoichan.db"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite+aiosqlite:///{path}"
     url = request.getfixturevalue("pg_migrated")
     asyncio.run(_truncate(url))
     return url
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return fresh_database(request, tmp_path, request.param)
 
 
 def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:

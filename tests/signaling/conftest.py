@@ -8,7 +8,6 @@ settings per test with ``@pytest.mark.room_settings(name=value, ...)``.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
@@ -21,7 +20,7 @@ from aiohttp.test_utils import TestClient
 
 from app.auth.tokens import JoinClaims, issue_join
 from app.config import Settings
-from tests.conftest import World, _truncate, make_settings
+from tests.conftest import World, fresh_database, make_settings
 
 BOTH_DATABASES = ["sqlite", "postgresql"]
 NS = "/room"
@@ -39,13 +38,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(params=["sqlite"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        path = tmp_path / "hoichan.db"
-        shutil.copy(request.getfixturevalue("sqlite_template"), path)
-        return f"sqlite+aiosqlite:///{path}"
-    url = request.getfixturevalue("pg_migrated")
-    asyncio.run(_truncate(url))
-    return url
+    return fresh_database(request, tmp_path, request.param)
 
 
 @pytest.fixture
