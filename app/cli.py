@@ -1,4 +1,4 @@
-"""The ``hoichan`` command: serve, migrate, create-user, seed-demo."""
+"""The ``hoichan`` command: serve, migrate, create-hospital, create-user, seed-demo."""
 
 from __future__ import annotations
 
@@ -78,10 +78,31 @@ async def _create_user(settings: Settings, args: argparse.Namespace, password: s
         await engine.dispose()
 
 
-def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
-    password = os.environ.get("HOICHAN_NEW_PASSWORD") or getpass.getpass("password: ")
+async def _create_hospital(settings: Settings, args: argparse.Namespace) -> str:
+    from app.api.people import HospitalIn, create_hospital
+
+    engine = create_engine(settings.database_url)
     try:
-        print(asyncio.run(_create_user(settings, args, password)))
+        async with session_factory(engine).begin() as session:
+            parent_id = None
+            if args.parent:
+                parent_id = await session.scalar(
+                    select(Hospital.id).where(Hospital.code == args.parent))
+                if parent_id is None:
+                    raise ApiError(422, f"no hospital with code {args.parent}", field="parent")
+            body = HospitalIn.model_validate_json(json.dumps({
+                "code": args.code, "name": args.name, "tier": args.tier,
+                "parent_id": parent_id}))
+            hospital = await create_hospital(session, body, actor=None, client_addr="cli")
+            return f"created hospital {hospital.id} {hospital.code} ({hospital.tier.value})"
+    finally:
+        await engine.dispose()
+
+
+def _report(action: Callable[[], str]) -> int:
+    """Run a CLI action; bad input is printed as the API would say it, exit status 2."""
+    try:
+        print(action())
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             print(f"error: {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
@@ -90,6 +111,15 @@ def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
     return 0
+
+
+def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
+    password = os.environ.get("HOICHAN_NEW_PASSWORD") or getpass.getpass("password: ")
+    return _report(lambda: asyncio.run(_create_user(settings, args, password)))
+
+
+def cmd_create_hospital(settings: Settings, args: argparse.Namespace) -> int:
+    return _report(lambda: asyncio.run(_create_hospital(settings, args)))
 
 
 async def _seed(settings: Settings, password: str) -> list[demo.DemoLogin] | None:
@@ -138,6 +168,13 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--hospital", required=True, help="hospital code")
     u.add_argument("--name", default="")
     u.set_defaults(func=cmd_create_user)
+    h = sub.add_parser("create-hospital", help="add a hospital to the network")
+    h.add_argument("code")
+    h.add_argument("name")
+    h.add_argument("--tier", required=True,
+                   choices=["central", "provincial", "district", "commune"])
+    h.add_argument("--parent", default="", help="code of the supporting upper-level hospital")
+    h.set_defaults(func=cmd_create_hospital)
     d = sub.add_parser("seed-demo", help="create the demo network and consultation once")
     d.set_defaults(func=cmd_seed_demo)
     return p

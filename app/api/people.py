@@ -100,18 +100,24 @@ async def list_hospitals(ctx: Ctx, query: HospitalQuery) -> list[Hospital]:
 
 @api.route("POST", "/api/hospitals", summary="Add a hospital to the network", tag="people",
            roles=ADMIN, body=HospitalIn, response=HospitalOut, status=201, errors=(409,))
-async def create_hospital(ctx: Ctx, body: HospitalIn) -> Hospital:
+async def create_hospital_route(ctx: Ctx, body: HospitalIn) -> Hospital:
     async with ctx.sessions.begin() as session:
-        if body.parent_id is not None:
-            await _hospital(session, body.parent_id, "parent_id")
-        if await session.scalar(select(Hospital.id).where(Hospital.code == body.code)):
-            raise ApiError(409, f"hospital code {body.code} already exists", field="code")
-        hospital = Hospital(**body.model_dump())
-        session.add(hospital)
-        await session.flush()
-        audit.record(session, "hospital.create", actor=ctx.me, object_type="hospital",
-                     object_id=hospital.id, client_addr=ctx.client_addr,
-                     detail=body.model_dump(mode="json"))
+        return await create_hospital(session, body, actor=ctx.me, client_addr=ctx.client_addr)
+
+
+async def create_hospital(session: AsyncSession, body: HospitalIn, *, actor: User | None,
+                          client_addr: str = "") -> Hospital:
+    """Shared by the API and the `hoichan create-hospital` command."""
+    if body.parent_id is not None:
+        await _hospital(session, body.parent_id, "parent_id")
+    if await session.scalar(select(Hospital.id).where(Hospital.code == body.code)):
+        raise ApiError(409, f"hospital code {body.code} already exists", field="code")
+    hospital = Hospital(**body.model_dump())
+    session.add(hospital)
+    await session.flush()
+    audit.record(session, "hospital.create", actor=actor, object_type="hospital",
+                 object_id=hospital.id, client_addr=client_addr,
+                 detail=body.model_dump(mode="json"))
     return hospital
 
 

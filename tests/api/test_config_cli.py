@@ -114,3 +114,22 @@ async def test_healthz_reports_versions(client):
     from app.db.migrate import head_revision
     assert body == {"status": "ok", "app_version": __version__,
                     "schema_version": head_revision()}
+
+
+def test_cli_bootstraps_a_production_install_without_the_demo(tmp_path):
+    assert run(tmp_path, "migrate").returncode == 0
+    r = run(tmp_path, "create-hospital", "BVTW", "Bệnh viện Trung ương", "--tier", "central")
+    assert r.returncode == 0, r.stderr
+    r = run(tmp_path, "create-hospital", "BVT1", "Bệnh viện tỉnh", "--tier", "provincial",
+            "--parent", "BVTW")
+    assert r.returncode == 0, r.stderr
+    for args, message in [
+        (["BVTW", "Again", "--tier", "central"], "already exists"),
+        (["BVT2", "X", "--tier", "district", "--parent", "NOPE"], "no hospital with code NOPE"),
+        (["bad code!", "X", "--tier", "district"], "code"),
+    ]:
+        bad = run(tmp_path, "create-hospital", *args)
+        assert bad.returncode == 2 and message in bad.stderr, (args, bad.stderr)
+    r = run(tmp_path, "create-user", "it@bvtw.vn", "--role", "admin", "--hospital", "BVTW",
+            HOICHAN_NEW_PASSWORD="long-enough-pw")
+    assert r.returncode == 0, r.stderr
