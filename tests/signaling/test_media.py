@@ -115,3 +115,44 @@ async def test_promoted_observer_publishes_after_reset(room: Room) -> None:
     bridge_room = room.hub.bridge.room(room.consultation_id)
     assert observer.participant_id in bridge_room.participant_ids
     assert [t.publisher_id for t in bridge_room.published_tracks()] == []
+
+
+async def test_publisher_losing_socket_and_ice_comes_back_under_the_same_id(room: Room) -> None:
+    """A doctor's network drops completely (socket and peer connections) and returns within
+    the grace period: same participant id and role, new peer connections, media again."""
+    host = await room.joined("BM")
+    doctor = await room.admitted(host, "NDI")
+    pid = doctor.participant_id
+    assert pid is not None
+    viewer = MediaClient(host)
+    first = MediaClient(doctor)
+    second: MediaClient | None = None
+    try:
+        await viewer.subscribe()
+        await first.publish()
+        await until(lambda: viewer.frames(pid, "video") >= 10, MEDIA_WAIT,
+                    "doctor's video decoded at the host")
+        offers = viewer.offers
+        await first.close()  # the peer connections die with the network...
+        await doctor.sio.disconnect()  # ...and so does the socket
+        await host.wait("presence:update", lambda d: d["member"]["participant_id"] == pid
+                        and d["member"]["status"] == "reconnecting")
+        await until(lambda: viewer.offers > offers, MEDIA_WAIT,
+                    "host renegotiated without the dead publisher's tracks")
+        back = await room.connect("NDI")
+        resumed = await back.join()
+        assert resumed["resumed"] is True and back.participant_id == pid
+        assert await back.call("media:restart") == {"ok": True, "can_publish": True}
+        second = MediaClient(back)
+        assert "sdp" in await second.publish()
+        before = viewer.frames(pid, "video")
+        await until(lambda: viewer.frames(pid, "video") >= before + 10, MEDIA_WAIT,
+                    "doctor's video decoded again after the return")
+        assert not host.seen("presence:leave", lambda d: d["participant_id"] == pid)
+        # Joined once, at admission: the return was not a new arrival.
+        assert len(host.seen("presence:join",
+                             lambda d: d["member"]["participant_id"] == pid)) == 1
+    finally:
+        for client in (viewer, first, second):
+            if client is not None:
+                await client.close()
