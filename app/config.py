@@ -60,6 +60,7 @@ class Settings:
     dicom_ae_title: str
     dicom_port: int
     ice_host_addresses: tuple[str, ...] = field(default_factory=tuple)
+    dicom_allowed_callers: tuple[str, ...] = field(default_factory=tuple)
     # Live rooms (signaling/): capacity, reconnection, per-client event budget, stats.
     room_max_publishers: int = 16
     room_max_observers: int = 50
@@ -108,6 +109,11 @@ def load_settings() -> Settings:
     if not (1 <= len(ae_title) <= 16) or not ae_title.isascii() or "\\" in ae_title:
         raise ConfigError(f"{ENV_PREFIX}DICOM_AE_TITLE must be 1-16 ASCII characters")
     ice = tuple(a.strip() for a in _env("ICE_HOST_ADDRESSES", "").split(",") if a.strip())
+    callers = tuple(a.strip() for a in _env("DICOM_ALLOWED_CALLERS", "").split(",")
+                    if a.strip())
+    if any(len(a) > 16 for a in callers):
+        raise ConfigError(f"{ENV_PREFIX}DICOM_ALLOWED_CALLERS: AE titles are at most 16 "
+                          "characters")
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -122,6 +128,7 @@ def load_settings() -> Settings:
         dicom_ae_title=ae_title,
         dicom_port=_env_int("DICOM_PORT", 11112, minimum=0),
         ice_host_addresses=ice,
+        dicom_allowed_callers=callers,
         room_max_publishers=_env_int("ROOM_MAX_PUBLISHERS", 16, minimum=1),
         room_max_observers=_env_int("ROOM_MAX_OBSERVERS", 50, minimum=0),
         reconnect_grace_seconds=_env_float("RECONNECT_GRACE_SECONDS", 30.0, minimum=0.0),

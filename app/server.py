@@ -9,6 +9,7 @@ from app.appkeys import ENGINE, SESSIONS, SETTINGS
 from app.config import Settings
 from app.db.engine import create_engine, session_factory
 from app.errors import error_middleware
+from app.pacs.setup import setup_pacs
 from signaling.server import setup_signaling
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -22,6 +23,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SESSIONS] = session_factory(engine)
     routes.install(app)
     setup_signaling(app)
+    setup_pacs(app)
 
     async def dispose_engine(_: web.Application) -> None:
         await engine.dispose()

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from app.db.engine import create_engine
 from app.db.models import Base
+import app.pacs.models  # noqa: F401  (the DICOM index)
 import signaling.models  # noqa: F401  (chat_messages)
 
 target_metadata = Base.metadata
