@@ -1,4 +1,4 @@
-"""The ``hoichan`` command: serve, migrate, create-hospital, create-user, seed-demo."""
+"""The ``hoichan`` command: serve, migrate, create-hospital, create-user, seed-demo, synth-ct."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from aiohttp import web
 from sqlalchemy import select
 from pydantic import ValidationError
+from pydicom.uid import generate_uid
 
 from app import demo
 from app.config import ConfigError, Settings, load_settings
@@ -21,6 +22,11 @@ from app.db import migrate
 from app.db.engine import create_engine, session_factory
 from app.db.models import Hospital
 from app.errors import ApiError
+from app.pacs.ingest import UID
+from app.pacs.models import DicomStudy
+from app.pacs.synth import Patient, store_series
+
+DEMO_SLICES = 200
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -131,9 +137,39 @@ async def _seed(settings: Settings, password: str) -> list[demo.DemoLogin] | Non
         await engine.dispose()
 
 
+async def _synth(settings: Settings, study_uid: str, slices: int, patient: Patient,
+                 only_if_missing: bool) -> int:
+    engine = create_engine(settings.database_url)
+    try:
+        sessions = session_factory(engine)
+        if only_if_missing:
+            async with sessions() as session:
+                if await session.scalar(select(DicomStudy.id).where(
+                        DicomStudy.study_instance_uid == study_uid)):
+                    return 0
+        return await store_series(sessions, settings.data_dir, study_uid, slices, patient)
+    finally:
+        await engine.dispose()
+
+
+def cmd_synth_ct(settings: Settings, args: argparse.Namespace) -> int:
+    study_uid = args.study_uid or generate_uid()
+    if not UID.match(study_uid) or len(study_uid) > 64:
+        print(f"error: not a valid UID: {study_uid}", file=sys.stderr)
+        return 2
+    patient = Patient(args.patient_id, args.patient_name, args.birth_date, args.sex)
+    stored = asyncio.run(_synth(settings, study_uid, args.slices, patient, False))
+    print(f"stored {stored} CT slices of study {study_uid}")
+    return 0
+
+
 def cmd_seed_demo(settings: Settings, args: argparse.Namespace) -> int:
     password, generated = demo.demo_password()
     logins = asyncio.run(_seed(settings, password))
+    # The demo case's CT goes into the store once, also on a database seeded earlier.
+    stored = asyncio.run(_synth(settings, demo.DEMO_STUDY_UID, DEMO_SLICES, Patient(), True))
+    if stored:
+        print(f"demo CT study stored: {stored} slices")
     if logins is None:
         path = settings.data_dir / demo.CREDENTIALS_FILE
         print("demo already seeded" + (f"; logins in {path}" if path.exists() else ""))
@@ -175,6 +211,15 @@ def parser() -> argparse.ArgumentParser:
                    choices=["central", "provincial", "district", "commune"])
     h.add_argument("--parent", default="", help="code of the supporting upper-level hospital")
     h.set_defaults(func=cmd_create_hospital)
+    c = sub.add_parser("synth-ct", help="generate a synthetic chest CT series into the store")
+    c.add_argument("--slices", type=int, default=DEMO_SLICES, choices=range(1, 2001),
+                   metavar="N")
+    c.add_argument("--study-uid", default="")
+    c.add_argument("--patient-id", default="SYNTH-0001")
+    c.add_argument("--patient-name", default="SYNTHETIC^PATIENT")
+    c.add_argument("--birth-date", default="19700101")
+    c.add_argument("--sex", default="O", choices=["M", "F", "O"])
+    c.set_defaults(func=cmd_synth_ct)
     d = sub.add_parser("seed-demo", help="create the demo network and consultation once")
     d.set_defaults(func=cmd_seed_demo)
     return p

@@ -75,6 +75,7 @@ def test_cli_migrate_seed_create_user(tmp_path):
     assert run(tmp_path, "migrate").returncode == 0
     seeded = run(tmp_path, "seed-demo", HOICHAN_DEMO_PASSWORD="a-demo-password")
     assert seeded.returncode == 0 and "13 accounts" in seeded.stdout
+    assert "demo CT study stored: 200 slices" in seeded.stdout
     creds = (tmp_path / "data" / "demo-credentials.txt")
     assert stat.S_IMODE(creds.stat().st_mode) == 0o600
     assert "a-demo-password" in creds.read_text()
