@@ -8,6 +8,7 @@ from app.api import routes
 from app.appkeys import ENGINE, SESSIONS, SETTINGS
 from app.config import Settings
 from app.db.engine import create_engine, session_factory
+from app.dicomweb.routes import setup_dicomweb
 from app.errors import error_middleware
 from app.pacs.setup import setup_pacs
 from signaling.server import setup_signaling
@@ -24,6 +25,7 @@ def create_app(settings: Settings) -> web.Application:
     routes.install(app)
     setup_signaling(app)
     setup_pacs(app)
+    setup_dicomweb(app)
 
     async def dispose_engine(_: web.Application) -> None:
         await engine.dispose()

@@ -1,0 +1,25 @@
+"""The /dicomweb routes (DICOM PS3.18 paths)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from app.dicomweb import qido, wado
+
+STUDY = "/dicomweb/studies/{study}"
+SERIES = STUDY + "/series/{series}"
+INSTANCE = SERIES + "/instances/{instance}"
+
+
+def setup_dicomweb(app: web.Application) -> None:
+    app.router.add_get("/dicomweb/studies", qido.search_studies)
+    app.router.add_get(STUDY + "/series", qido.search_series)
+    app.router.add_get(STUDY + "/instances", qido.search_instances)
+    app.router.add_get(SERIES + "/instances", qido.search_instances)
+    app.router.add_get(STUDY, wado.retrieve)
+    app.router.add_get(SERIES, wado.retrieve)
+    app.router.add_get(INSTANCE, wado.retrieve)
+    app.router.add_get(STUDY + "/metadata", wado.metadata)
+    app.router.add_get(SERIES + "/metadata", wado.metadata)
+    app.router.add_get(INSTANCE + "/metadata", wado.metadata)
+    app.router.add_get(INSTANCE + "/frames/{frames}", wado.frames)

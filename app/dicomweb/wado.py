@@ -1,0 +1,146 @@
+"""WADO-RS: metadata, whole instances and pixel frames from the local store (PS3.18 §10.4).
+
+Pixel data is never gzipped (notes/real-peers.md: compressing frames costs more than it saves
+on a LAN); metadata is small JSON and may be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from aiohttp import web
+from pydicom.dataset import Dataset
+from sqlalchemy import select
+
+from app.appkeys import SESSIONS, SETTINGS
+from app.dicomweb.access import caller, record_read, require_study
+from app.dicomweb.dicomjson import DICOM_JSON
+from app.errors import ApiError, not_found
+from app.pacs.models import DicomInstance, DicomSeries
+from app.pacs.store import store_root
+
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+PIXEL_DATA = "7FE00010"
+
+
+def _metadata(path: Path, frames_url: str) -> dict[str, Any]:
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    body: dict[str, Any] = ds.to_json_dict(bulk_data_threshold=4096,
+                                           bulk_data_element_handler=lambda _: frames_url)
+    body["00020010"] = {"vr": "UI", "Value": [str(ds.file_meta.TransferSyntaxUID)]}
+    body[PIXEL_DATA] = {"vr": "OW", "BulkDataURI": frames_url}
+    return body
+
+
+def _frames(path: Path, numbers: list[int]) -> list[bytes]:
+    """The frames as uncompressed little-endian stored values, decoded by pydicom's
+    handlers (pylibjpeg, openjpeg, RLE) whatever the stored transfer syntax."""
+    ds: Dataset = pydicom.dcmread(path)
+    count = int(ds.get("NumberOfFrames", 1) or 1)
+    bad = [n for n in numbers if not 1 <= n <= count]
+    if bad:
+        raise ApiError(404, f"frame {bad[0]} out of range 1..{count}", field="frames")
+    pixels = ds.pixel_array
+    if count == 1:
+        pixels = pixels[np.newaxis, ...]
+    return [np.ascontiguousarray(pixels[n - 1]).astype(pixels.dtype.newbyteorder("<"))
+            .tobytes() for n in numbers]
+
+
+def _multipart(parts: list[bytes], content_type: str) -> web.Response:
+    boundary = uuid.uuid4().hex
+    chunks: list[bytes] = []
+    for part in parts:
+        chunks += [f"--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode(), part,
+                   b"\r\n"]
+    chunks.append(f"--{boundary}--\r\n".encode())
+    media = content_type.split(";")[0]
+    response = web.Response(body=b"".join(chunks))
+    response.headers["Content-Type"] = (
+        f'multipart/related; type="{media}"; boundary={boundary}')
+    return response
+
+
+async def _instances(request: web.Request, user: Any, study_uid: str,
+                     series_uid: str | None = None, sop_uid: str | None = None
+                     ) -> list[tuple[DicomInstance, DicomSeries]]:
+    async with request.app[SESSIONS]() as session:
+        study = await require_study(session, user, study_uid)
+        stmt = (select(DicomInstance, DicomSeries)
+                .join(DicomSeries, DicomSeries.id == DicomInstance.series_id)
+                .where(DicomSeries.study_id == study.id))
+        if series_uid is not None:
+            stmt = stmt.where(DicomSeries.series_instance_uid == series_uid)
+        if sop_uid is not None:
+            stmt = stmt.where(DicomInstance.sop_instance_uid == sop_uid)
+        rows = [(i, s) for i, s in (await session.execute(
+            stmt.order_by(DicomSeries.series_number, DicomInstance.instance_number,
+                          DicomInstance.id))).all()]
+    if not rows:
+        raise not_found("series" if sop_uid is None else "instance")
+    return rows
+
+
+async def metadata(request: web.Request) -> web.Response:
+    user = await caller(request)
+    study_uid = request.match_info["study"]
+    rows = await _instances(request, user, study_uid, request.match_info.get("series"),
+                            request.match_info.get("instance"))
+    root = store_root(request.app[SETTINGS].data_dir)
+    base = f"{request.scheme}://{request.host}/dicomweb/studies/{study_uid}"
+
+    def build() -> list[dict[str, Any]]:
+        return [_metadata(root / i.path, f"{base}/series/{s.series_instance_uid}/instances/"
+                                         f"{i.sop_instance_uid}/frames/1") for i, s in rows]
+
+    body = await asyncio.to_thread(build)
+    await record_read(request, user, "dicomweb.metadata", study_uid,
+                      {"instances": len(rows)})
+    return web.Response(body=json.dumps(body).encode(), content_type=DICOM_JSON)
+
+
+async def frames(request: web.Request) -> web.Response:
+    user = await caller(request)
+    study_uid = request.match_info["study"]
+    try:
+        numbers = [int(n) for n in request.match_info["frames"].split(",")]
+    except ValueError:
+        raise ApiError(400, "frames is a comma-separated list of frame numbers",
+                       field="frames") from None
+    if not numbers or len(numbers) > 1000:
+        raise ApiError(400, "ask for 1 to 1000 frames", field="frames")
+    accept = request.headers.get("Accept", "*/*")
+    if not any(t in accept for t in ("*/*", "multipart/related", "application/octet-stream")):
+        raise ApiError(406, "frames are served as multipart/related; "
+                       "type=application/octet-stream", field="Accept")
+    (instance, _), = await _instances(request, user, study_uid, request.match_info["series"],
+                                      request.match_info["instance"])
+    path = store_root(request.app[SETTINGS].data_dir) / instance.path
+    try:
+        parts = await asyncio.to_thread(_frames, path, numbers)
+    except (ValueError, NotImplementedError, RuntimeError) as exc:
+        raise ApiError(406, f"cannot decode this instance's pixel data: {exc}") from None
+    await record_read(request, user, "dicomweb.frames", study_uid,
+                      {"instance": instance.sop_instance_uid, "frames": numbers[:20]})
+    return _multipart(parts, f"application/octet-stream; transfer-syntax={EXPLICIT_LE}")
+
+
+async def retrieve(request: web.Request) -> web.Response:
+    """Whole instances as stored (multipart/related; type=application/dicom)."""
+    user = await caller(request)
+    study_uid = request.match_info["study"]
+    rows = await _instances(request, user, study_uid, request.match_info.get("series"),
+                            request.match_info.get("instance"))
+    root = store_root(request.app[SETTINGS].data_dir)
+    if len(rows) > 2000:
+        raise ApiError(413, "retrieve a series or an instance: this study is too large for "
+                       "one response")
+    parts = await asyncio.to_thread(lambda: [(root / i.path).read_bytes() for i, _ in rows])
+    await record_read(request, user, "dicomweb.retrieve", study_uid, {"instances": len(rows)})
+    return _multipart(parts, "application/dicom")

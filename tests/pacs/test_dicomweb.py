@@ -1,0 +1,156 @@
+"""DICOMweb over our store: QIDO-RS and WADO-RS, access by consultation, every read audited."""
+
+from __future__ import annotations
+
+import asyncio
+from email import message_from_bytes
+from email.policy import HTTP
+
+import numpy as np
+import pydicom
+import pytest
+from dicomweb_client.api import DICOMwebClient
+from pydicom.data import get_testdata_file
+from sqlalchemy import select
+
+from app.db.engine import create_engine, session_factory
+from app.db.models import AuditEvent
+from app.demo import DEMO_STUDY_UID
+from app.pacs.ingest import ingest
+from app.pacs.models import DicomInstance
+from app.pacs.synth import Patient, store_series
+
+OTHER_STUDY = "1.2.826.0.1.3680043.9.7777.1"
+
+
+@pytest.fixture
+async def stored(world):
+    """The demo case's CT (3 slices), a study in no case, and a JPEG 2000 MR."""
+    engine = create_engine(world.settings.database_url)
+    sessions = session_factory(engine)
+    await store_series(sessions, world.settings.data_dir, DEMO_STUDY_UID, 3)
+    await store_series(sessions, world.settings.data_dir, OTHER_STUDY, 2,
+                       Patient("OTHER-1", "TRAN^OTHER", "19800101", "F"))
+    mr = get_testdata_file("MR_small_jp2klossless.dcm")
+    with open(mr, "rb") as f:
+        await ingest(sessions, world.settings.data_dir, f.read(), "test")
+    yield sessions
+    await engine.dispose()
+
+
+def parts(body: bytes, content_type: str) -> list[bytes]:
+    msg = message_from_bytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body,
+                             policy=HTTP)
+    return [p.get_payload(decode=True) for p in msg.iter_parts()]
+
+
+async def qido(client, world, who: str, path: str = "/dicomweb/studies", **params):
+    r = await client.get(path, params=params, headers=world.auth(who))
+    assert r.status == 200, await r.text()
+    assert r.content_type == "application/dicom+json"
+    return await r.json()
+
+
+async def test_search_is_limited_to_what_the_caller_may_read(client, world, stored):
+    admin = {s["0020000D"]["Value"][0] for s in await qido(client, world, "admin")}
+    assert {DEMO_STUDY_UID, OTHER_STUDY} <= admin and len(admin) == 3
+    doctor = await qido(client, world, "NDI")
+    assert [s["0020000D"]["Value"][0] for s in doctor] == [DEMO_STUDY_UID]
+    study = doctor[0]
+    assert study["00100020"]["Value"] == ["HC-0001"]
+    assert study["00080061"]["Value"] == ["CT"]
+    assert study["00201208"]["Value"] == [3] and study["00201206"]["Value"] == [1]
+
+
+async def test_matching_keys(client, world, stored):
+    def uids(result):
+        return [s["0020000D"]["Value"][0] for s in result]
+    assert uids(await qido(client, world, "admin", PatientID="OTHER-1")) == [OTHER_STUDY]
+    assert uids(await qido(client, world, "admin", PatientName="tran*")) == [OTHER_STUDY]
+    assert OTHER_STUDY in uids(await qido(client, world, "admin", StudyDate="20261101-"))
+    assert uids(await qido(client, world, "admin", StudyDate="19900101-19901231")) == []
+    assert len(await qido(client, world, "admin", ModalitiesInStudy="MR")) == 1
+    assert len(await qido(client, world, "admin", limit="1")) == 1
+    r = await client.get("/dicomweb/studies", params={"Nonsense": "1"},
+                         headers=world.auth("admin"))
+    assert r.status == 400 and (await r.json())["error"]["field"] == "Nonsense"
+
+
+async def test_series_instances_and_metadata(client, world, stored):
+    base = f"/dicomweb/studies/{DEMO_STUDY_UID}"
+    (series,) = await qido(client, world, "BM", base + "/series")
+    series_uid = series["0020000E"]["Value"][0]
+    instances = await qido(client, world, "BM", f"{base}/series/{series_uid}/instances")
+    assert [i["00200013"]["Value"][0] for i in instances] == [1, 2, 3]
+    meta = await qido(client, world, "BM", base + "/metadata")
+    assert len(meta) == 3
+    assert meta[0]["00280030"]["Value"] == [0.7, 0.7]  # pixel spacing, for measurements
+    assert "BulkDataURI" in meta[0]["7FE00010"]
+
+
+async def test_frames_equal_pydicoms_own_decoding(client, world, stored):
+    async with stored() as session:
+        rows = list(await session.scalars(select(DicomInstance)))
+    for row in rows:
+        path = world.settings.data_dir / "dicom" / row.path
+        ds = pydicom.dcmread(path)
+        series_uid, study_uid = ds.SeriesInstanceUID, ds.StudyInstanceUID
+        r = await client.get(
+            f"/dicomweb/studies/{study_uid}/series/{series_uid}/instances/"
+            f"{row.sop_instance_uid}/frames/1", headers=world.auth("admin"))
+        assert r.status == 200, await r.text()
+        assert "gzip" not in r.headers.get("Content-Encoding", "")
+        (frame,) = parts(await r.read(), r.headers["Content-Type"])
+        expected = ds.pixel_array if int(ds.get("NumberOfFrames", 1) or 1) == 1 \
+            else ds.pixel_array[0]
+        got = np.frombuffer(frame, dtype=expected.dtype.newbyteorder("<")).reshape(
+            expected.shape)
+        assert np.array_equal(got, expected), row.transfer_syntax_uid
+
+
+async def test_refusals(client, world, stored):
+    r = await client.get("/dicomweb/studies")
+    assert r.status == 401 and "error" in await r.json()
+    r = await client.get(f"/dicomweb/studies/{OTHER_STUDY}/metadata", headers=world.auth("NDI"))
+    assert r.status == 404  # not in any of the doctor's cases: not revealed
+    r = await client.get(f"/dicomweb/studies/{DEMO_STUDY_UID}/series/1.2.3/instances/4.5/"
+                         "frames/1", headers=world.auth("BM"))
+    assert r.status == 404
+    meta = await qido(client, world, "BM", f"/dicomweb/studies/{DEMO_STUDY_UID}/metadata")
+    sop = meta[0]["00080018"]["Value"][0]
+    series_uid = meta[0]["0020000E"]["Value"][0]
+    url = f"/dicomweb/studies/{DEMO_STUDY_UID}/series/{series_uid}/instances/{sop}/frames/"
+    for bad, status in [("2", 404), ("x", 400), ("0", 404)]:
+        r = await client.get(url + bad, headers=world.auth("BM"))
+        assert r.status == status, bad
+
+
+async def test_every_read_is_audited(client, world, stored):
+    await qido(client, world, "BM")
+    await qido(client, world, "BM", f"/dicomweb/studies/{DEMO_STUDY_UID}/metadata")
+    async with stored() as session:
+        events = list(await session.scalars(
+            select(AuditEvent).where(AuditEvent.action.like("dicomweb.%"))))
+    assert [(e.action, e.object_id, e.actor_id) for e in events] == [
+        ("dicomweb.search_studies", DEMO_STUDY_UID, world.user("BM").id),
+        ("dicomweb.metadata", DEMO_STUDY_UID, world.user("BM").id)]
+    assert all(e.client_addr == "127.0.0.1" for e in events)
+
+
+async def test_dicomweb_client_package_reads_our_server(client, world, stored):
+    url = str(client.make_url("/dicomweb"))
+    token = world.token("BM")
+
+    def use() -> tuple[list, list, list]:
+        dw = DICOMwebClient(url, headers={"Authorization": f"Bearer {token}"})
+        studies = dw.search_for_studies()
+        meta = dw.retrieve_study_metadata(DEMO_STUDY_UID)
+        first = meta[0]
+        frames = dw.retrieve_instance_frames(
+            DEMO_STUDY_UID, first["0020000E"]["Value"][0], first["00080018"]["Value"][0],
+            frame_numbers=[1], media_types=(("application/octet-stream", "*"),))
+        return studies, meta, frames
+
+    studies, meta, frames = await asyncio.to_thread(use)
+    assert [s["0020000D"]["Value"][0] for s in studies] == [DEMO_STUDY_UID]
+    assert len(meta) == 3 and len(frames[0]) == 512 * 512 * 2
