@@ -23,3 +23,7 @@ def setup_dicomweb(app: web.Application) -> None:
     app.router.add_get(SERIES + "/metadata", wado.metadata)
     app.router.add_get(INSTANCE + "/metadata", wado.metadata)
     app.router.add_get(INSTANCE + "/frames/{frames}", wado.frames)
+    app.router.add_get(INSTANCE + "/frames/{frames}/rendered", wado.rendered)
+    app.router.add_get(INSTANCE + "/rendered", wado.rendered)
+    for level in (STUDY, SERIES, INSTANCE):
+        app.router.add_get(level + "/thumbnail", wado.rendered)

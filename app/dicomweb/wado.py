@@ -19,6 +19,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy import select
 
 from app.appkeys import SESSIONS, SETTINGS
+from app.dicomweb import render
 from app.dicomweb.access import caller, record_read, require_study
 from app.dicomweb.dicomjson import DICOM_JSON
 from app.errors import ApiError, not_found
@@ -27,6 +28,7 @@ from app.pacs.store import store_root
 
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 PIXEL_DATA = "7FE00010"
+THUMBNAIL_SIDE = 128
 
 
 def _metadata(path: Path, frames_url: str) -> dict[str, Any]:
@@ -38,9 +40,9 @@ def _metadata(path: Path, frames_url: str) -> dict[str, Any]:
     return body
 
 
-def _frames(path: Path, numbers: list[int]) -> list[bytes]:
-    """The frames as uncompressed little-endian stored values, decoded by pydicom's
-    handlers (pylibjpeg, openjpeg, RLE) whatever the stored transfer syntax."""
+def _decoded(path: Path, numbers: list[int]) -> tuple[Dataset, list[np.ndarray]]:
+    """The dataset and the asked frames as pydicom's handlers (pylibjpeg, OpenJPEG, RLE)
+    decode them, whatever the stored transfer syntax."""
     ds: Dataset = pydicom.dcmread(path)
     count = int(ds.get("NumberOfFrames", 1) or 1)
     bad = [n for n in numbers if not 1 <= n <= count]
@@ -49,8 +51,14 @@ def _frames(path: Path, numbers: list[int]) -> list[bytes]:
     pixels = ds.pixel_array
     if count == 1:
         pixels = pixels[np.newaxis, ...]
-    return [np.ascontiguousarray(pixels[n - 1]).astype(pixels.dtype.newbyteorder("<"))
-            .tobytes() for n in numbers]
+    return ds, [pixels[n - 1] for n in numbers]
+
+
+def _frames(path: Path, numbers: list[int]) -> list[bytes]:
+    """The frames as uncompressed little-endian stored values."""
+    _, frames = _decoded(path, numbers)
+    return [np.ascontiguousarray(f).astype(f.dtype.newbyteorder("<")).tobytes()
+            for f in frames]
 
 
 def _multipart(parts: list[bytes], content_type: str) -> web.Response:
@@ -105,16 +113,21 @@ async def metadata(request: web.Request) -> web.Response:
     return web.Response(body=json.dumps(body).encode(), content_type=DICOM_JSON)
 
 
-async def frames(request: web.Request) -> web.Response:
-    user = await caller(request)
-    study_uid = request.match_info["study"]
+def _frame_numbers(request: web.Request) -> list[int]:
     try:
-        numbers = [int(n) for n in request.match_info["frames"].split(",")]
+        numbers = [int(n) for n in request.match_info.get("frames", "1").split(",")]
     except ValueError:
         raise ApiError(400, "frames is a comma-separated list of frame numbers",
                        field="frames") from None
     if not numbers or len(numbers) > 1000:
         raise ApiError(400, "ask for 1 to 1000 frames", field="frames")
+    return numbers
+
+
+async def frames(request: web.Request) -> web.Response:
+    user = await caller(request)
+    study_uid = request.match_info["study"]
+    numbers = _frame_numbers(request)
     accept = request.headers.get("Accept", "*/*")
     if not any(t in accept for t in ("*/*", "multipart/related", "application/octet-stream")):
         raise ApiError(406, "frames are served as multipart/related; "
@@ -144,3 +157,43 @@ async def retrieve(request: web.Request) -> web.Response:
     parts = await asyncio.to_thread(lambda: [(root / i.path).read_bytes() for i, _ in rows])
     await record_read(request, user, "dicomweb.retrieve", study_uid, {"instances": len(rows)})
     return _multipart(parts, "application/dicom")
+
+
+async def rendered(request: web.Request) -> web.Response:
+    """A rendered frame (``.../frames/{n}/rendered``, or frame 1 of ``.../rendered``), or a
+    thumbnail of an instance, a series (its middle instance) or a study (its first
+    series) with ``thumbnail`` in the path."""
+    user = await caller(request)
+    study_uid = request.match_info["study"]
+    thumbnail = request.path.endswith("/thumbnail")
+    media = render.choose_media(request.query.get("accept") or request.headers.get(
+        "Accept", "*/*"))
+    window = render.parse_window(request.query.get("window"))
+    viewport = render.parse_viewport(request.query.get("viewport")) or (
+        (THUMBNAIL_SIDE, THUMBNAIL_SIDE) if thumbnail else None)
+    try:
+        quality = int(request.query.get("quality", "90"))
+    except ValueError:
+        raise ApiError(400, "quality is 1 to 100", field="quality") from None
+    if not 1 <= quality <= 100:
+        raise ApiError(400, "quality is 1 to 100", field="quality")
+    number = _frame_numbers(request)[0] if "frames" in request.match_info else 1
+    rows = await _instances(request, user, study_uid, request.match_info.get("series"),
+                            request.match_info.get("instance"))
+    if "series" not in request.match_info:
+        first_series = rows[0][1].id
+        rows = [r for r in rows if r[1].id == first_series]
+    instance = rows[len(rows) // 2][0]
+    path = store_root(request.app[SETTINGS].data_dir) / instance.path
+
+    def draw() -> bytes:
+        ds, (pixels,) = _decoded(path, [number])
+        return render.render(ds, pixels, window, viewport, media, quality)
+
+    try:
+        body = await asyncio.to_thread(draw)
+    except (ValueError, NotImplementedError, RuntimeError) as exc:
+        raise ApiError(406, f"cannot decode this instance's pixel data: {exc}") from None
+    await record_read(request, user, "dicomweb.thumbnail" if thumbnail else "dicomweb.rendered",
+                      study_uid, {"instance": instance.sop_instance_uid})
+    return web.Response(body=body, content_type=media)

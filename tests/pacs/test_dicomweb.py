@@ -6,6 +6,7 @@ import asyncio
 from email import message_from_bytes
 from email.policy import HTTP
 
+import cv2
 import numpy as np
 import pydicom
 import pytest
@@ -154,3 +155,36 @@ async def test_dicomweb_client_package_reads_our_server(client, world, stored):
     studies, meta, frames = await asyncio.to_thread(use)
     assert [s["0020000D"]["Value"][0] for s in studies] == [DEMO_STUDY_UID]
     assert len(meta) == 3 and len(frames[0]) == 512 * 512 * 2
+
+
+async def test_rendered_frames_and_thumbnails(client, world, stored):
+    meta = await qido(client, world, "BM", f"/dicomweb/studies/{DEMO_STUDY_UID}/metadata")
+    series_uid = meta[0]["0020000E"]["Value"][0]
+    sop = meta[1]["00080018"]["Value"][0]
+    instance = f"/dicomweb/studies/{DEMO_STUDY_UID}/series/{series_uid}/instances/{sop}"
+    ds = pydicom.dcmread(next((world.settings.data_dir / "dicom").rglob(f"{sop}.dcm")))
+    hu = ds.pixel_array * 1.0 + ds.RescaleIntercept
+    for accept, window, magic in [("image/png", "40,400", b"\x89PNG"),
+                                  ("image/jpeg", "-600,1500,linear", b"\xff\xd8")]:
+        r = await client.get(instance + "/frames/1/rendered", params={"window": window},
+                             headers={**world.auth("BM"), "Accept": accept})
+        assert r.status == 200 and r.content_type == accept, await r.text()
+        body = await r.read()
+        assert body.startswith(magic)
+        if accept == "image/png":
+            image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_GRAYSCALE)
+            expected = np.clip((hu - (40 - 200)) / 400 * 255, 0, 255).astype(np.uint8)
+            assert image.shape == (512, 512)
+            assert np.abs(image.astype(int) - expected).max() <= 1
+    r = await client.get(f"/dicomweb/studies/{DEMO_STUDY_UID}/series/{series_uid}/thumbnail",
+                         headers=world.auth("BM"))
+    assert r.status == 200 and r.content_type == "image/jpeg"
+    image = cv2.imdecode(np.frombuffer(await r.read(), np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert max(image.shape) == 128
+    for params, status in [({"window": "40"}, 400), ({"window": "40,-1"}, 400),
+                           ({"viewport": "0,10"}, 400), ({"quality": "500"}, 400)]:
+        r = await client.get(instance + "/rendered", params=params, headers=world.auth("BM"))
+        assert r.status == status, params
+    r = await client.get(instance + "/rendered", headers={**world.auth("BM"),
+                                                         "Accept": "image/gif"})
+    assert r.status == 406
