@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.dicomweb import qido, wado
+from app.dicomweb import qido, stow, wado
 
 STUDY = "/dicomweb/studies/{study}"
 SERIES = STUDY + "/series/{series}"
@@ -13,6 +13,8 @@ INSTANCE = SERIES + "/instances/{instance}"
 
 def setup_dicomweb(app: web.Application) -> None:
     app.router.add_get("/dicomweb/studies", qido.search_studies)
+    app.router.add_post("/dicomweb/studies", stow.store)
+    app.router.add_post(STUDY, stow.store)
     app.router.add_get(STUDY + "/series", qido.search_series)
     app.router.add_get(STUDY + "/instances", qido.search_instances)
     app.router.add_get(SERIES + "/instances", qido.search_instances)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from email import message_from_bytes
 from email.policy import HTTP
 
@@ -19,7 +20,7 @@ from app.db.models import AuditEvent
 from app.demo import DEMO_STUDY_UID
 from app.pacs.ingest import ingest
 from app.pacs.models import DicomInstance
-from app.pacs.synth import Patient, store_series
+from app.pacs.synth import Patient, series, store_series
 
 OTHER_STUDY = "1.2.826.0.1.3680043.9.7777.1"
 
@@ -188,3 +189,35 @@ async def test_rendered_frames_and_thumbnails(client, world, stored):
     r = await client.get(instance + "/rendered", headers={**world.auth("BM"),
                                                          "Accept": "image/gif"})
     assert r.status == 406
+
+
+async def test_stow_rs_stores_through_the_same_ingest(client, world, stored):
+    good = next(series("1.2.826.0.1.3680043.9.7777.55", slices=1))
+    with open(get_testdata_file("CT_small.dcm"), "rb") as f:
+        ct = f.read()
+    url = str(client.make_url("/dicomweb"))
+    coordinator, doctor = world.token("coordinator"), world.token("NDI")
+
+    def send(token: str, datasets: list[bytes]) -> object:
+        dw = DICOMwebClient(url, headers={"Authorization": f"Bearer {token}"})
+        return dw.store_instances([pydicom.dcmread(io.BytesIO(d)) for d in datasets])
+
+    response = await asyncio.to_thread(send, coordinator, [good, ct])
+    stored_uids = [item.ReferencedSOPInstanceUID for item in response.ReferencedSOPSequence]
+    assert len(stored_uids) == 2
+    # An empty FailedSOPSequence must not be taken for a failure (notes/real-peers.md).
+    assert not response.get("FailedSOPSequence")
+    async with stored() as session:
+        assert {r.sop_instance_uid for r in await session.scalars(select(DicomInstance))} >= \
+            set(stored_uids)
+    with pytest.raises(Exception, match="403"):
+        await asyncio.to_thread(send, doctor, [good])
+    boundary = "xyz"
+    body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").encode() + \
+        b"not dicom at all" + f"\r\n--{boundary}--\r\n".encode()
+    r = await client.post("/dicomweb/studies", data=body, headers={
+        **world.auth("coordinator"),
+        "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'})
+    assert r.status == 409
+    failure = (await r.json())["00081198"]["Value"][0]
+    assert failure["00081197"]["Value"] == [0xC000]
