@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from media import (
+    ForwardingDecision,
     IceCandidate,
     IceCandidateError,
     MediaError,
@@ -20,6 +21,7 @@ from media import (
     SfuConfig,
     UnknownParticipant,
     UnknownPeerConnection,
+    VideoTrack,
 )
 
 from app.db.models import RoomRole
@@ -41,6 +43,16 @@ _ERROR_CODES: tuple[tuple[type[MediaError], str], ...] = (
     (PublishNotAllowed, errors.FORBIDDEN),
     (UnknownParticipant, errors.NOT_FOUND),
 )
+
+
+def forwarding_payload(decision: ForwardingDecision) -> dict[str, Any]:
+    """What the member's client needs to draw its grid: which videos flow, which are paused
+    (show the tile without video), and its own downlink state."""
+    def track(v: VideoTrack) -> dict[str, Any]:
+        return {"publisher_id": v.publisher_id, "track_id": v.track_id,
+                "screen_share": v.screen_share}
+    return {"link_state": decision.link_state, "videos": [track(v) for v in decision.videos],
+            "paused": [track(v) for v in decision.paused]}
 
 
 def as_signaling_error(exc: MediaError) -> SignalingError:
@@ -73,6 +85,8 @@ class MediaBridge:
                 on_negotiation_needed=lambda pid: self._negotiation_needed(room_id, pid),
                 on_connection_state=lambda pid, pc, state: self._hub.emit_member(
                     room_id, pid, "media:connection_state", {"pc": pc, "state": state}),
+                on_forwarding_changed=lambda d: self._hub.emit_member(
+                    room_id, d.subscriber_id, "media:forwarding", forwarding_payload(d)),
             )
             self._rooms[room_id] = room
         return room

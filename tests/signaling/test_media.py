@@ -156,3 +156,21 @@ async def test_publisher_losing_socket_and_ice_comes_back_under_the_same_id(room
         for client in (viewer, first, second):
             if client is not None:
                 await client.close()
+
+
+async def test_members_learn_which_videos_the_sfu_sends_them(room: Room) -> None:
+    host = await room.joined("BM")
+    doctor = await room.admitted(host, "TBI")
+    publisher, viewer = MediaClient(host), MediaClient(doctor)
+    try:
+        await viewer.subscribe()
+        await publisher.publish()
+        pid = host.participant_id
+        decision = await doctor.wait(
+            "media:forwarding", lambda d: any(v["publisher_id"] == pid for v in d["videos"]),
+            timeout=MEDIA_WAIT)
+        assert decision["link_state"] == "full" and decision["paused"] == []
+        assert decision["videos"][0]["screen_share"] is False
+    finally:
+        await publisher.close()
+        await viewer.close()
