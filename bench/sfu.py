@@ -33,6 +33,7 @@ import shlex
 import struct
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -295,6 +296,46 @@ async def direct_delay(seconds: float) -> tuple[float, float]:
         await peers.close()
 
 
+ServerSample = Callable[[], Awaitable[tuple[float, float, int]]]
+
+
+async def measure(peers: list[Worker], publishers: int, observers: int, seconds: float,
+                  server: ServerSample) -> dict[str, Any]:
+    """Steady-state figures over ``seconds``: ``server()`` gives the server's (CPU seconds,
+    monotonic time, packets sent so far)."""
+    for p in peers:
+        await p.call("sample")
+    udp0 = udp_counters()
+    cpu0, t0, packets0 = await server()
+    frames0: dict[str, int] = {}
+    for p in peers:
+        frames0.update((await p.call("sample"))[0])
+    await asyncio.sleep(seconds)
+    cpu1, t1, packets1 = await server()
+    udp1 = udp_counters()
+    frames1: dict[str, int] = {}
+    delays: list[float] = []
+    for p in peers:
+        frames, d = await p.call("sample")
+        frames1.update(frames)
+        delays += d
+    wall = t1 - t0
+    video_fps = [(frames1[k] - frames0.get(k, 0)) / wall for k in frames1 if "/video/" in k]
+    streams = 2 * publishers * (publishers - 1 + observers)
+    cores = (cpu1 - cpu0) / wall
+    return {
+        "publishers": publishers, "observers": observers,
+        "streams": streams, "received_streams": len(frames1), "cores": cores,
+        "per_stream": cores / streams,
+        "packets_per_s": (packets1 - packets0) / wall if packets1 >= 0 else float("nan"),
+        "fps_min": min(video_fps, default=0.0),
+        "fps_mean": sum(video_fps) / len(video_fps) if video_fps else 0.0,
+        "delay_p50": percentile(delays, 50), "delay_p95": percentile(delays, 95),
+        "udp_drops": (udp1["InErrors"] - udp0["InErrors"])
+        + (udp1["RcvbufErrors"] - udp0["RcvbufErrors"]),
+    }
+
+
 async def run_room(mode: str, publishers: int, observers: int, seconds: float,
                    peer_processes: int) -> dict[str, Any]:
     stamp = mode == "passthrough"
@@ -314,37 +355,8 @@ async def run_room(mode: str, publishers: int, observers: int, seconds: float,
             offer = await sfu.call("subscribe_offer", pid)
             await sfu.call("subscribe_answer", pid, await home[pid].call("subscribe", pid, offer))
         await asyncio.sleep(4)
-        for p in peers:
-            await p.call("sample")
-        udp0 = udp_counters()
-        cpu0, t0, packets0 = await sfu.call("sample")
-        frames0: dict[str, int] = {}
-        for p in peers:
-            frames0.update((await p.call("sample"))[0])
-        await asyncio.sleep(seconds)
-        cpu1, t1, packets1 = await sfu.call("sample")
-        udp1 = udp_counters()
-        frames1: dict[str, int] = {}
-        delays: list[float] = []
-        for p in peers:
-            frames, d = await p.call("sample")
-            frames1.update(frames)
-            delays += d
-        wall = t1 - t0
-        video_fps = [(frames1[k] - frames0.get(k, 0)) / wall for k in frames1
-                     if "/video/" in k]
-        streams = 2 * publishers * (publishers - 1 + observers)
-        cores = (cpu1 - cpu0) / wall
-        return {
-            "mode": mode, "publishers": publishers, "observers": observers,
-            "streams": streams, "received_streams": len(frames1), "cores": cores,
-            "per_stream": cores / streams, "packets_per_s": (packets1 - packets0) / wall,
-            "fps_min": min(video_fps, default=0.0),
-            "fps_mean": sum(video_fps) / len(video_fps) if video_fps else 0.0,
-            "delay_p50": percentile(delays, 50), "delay_p95": percentile(delays, 95),
-            "udp_drops": (udp1["InErrors"] - udp0["InErrors"])
-            + (udp1["RcvbufErrors"] - udp0["RcvbufErrors"]),
-        }
+        return {"mode": mode, **await measure(peers, publishers, observers, seconds,
+                                              lambda: sfu.call("sample"))}
     finally:
         for worker in [sfu, *peers]:
             await worker.close()

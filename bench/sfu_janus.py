@@ -21,8 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.sfu import JANUS_BINARY, Worker, percentile
-from bench.sfu_forwarding import udp_counters
+from bench.sfu import JANUS_BINARY, Worker, measure
 
 JANUS_LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
 ROOM = 4242
@@ -200,37 +199,13 @@ async def run_janus_room(publishers: int, observers: int, seconds: float,
                                   {"type": "answer", "sdp": answer})
             await session.candidates_done(handle)
         await asyncio.sleep(4)
-        for p in peers:
-            await p.call("sample")
-        udp0 = udp_counters()
-        cpu0, t0 = _janus_cpu(janus.pid), time.monotonic()
-        frames0: dict[str, int] = {}
-        for p in peers:
-            frames0.update((await p.call("sample"))[0])
-        await asyncio.sleep(seconds)
-        cpu1, t1 = _janus_cpu(janus.pid), time.monotonic()
-        udp1 = udp_counters()
-        frames1: dict[str, int] = {}
-        delays: list[float] = []
-        for p in peers:
-            frames, d = await p.call("sample")
-            frames1.update(frames)
-            delays += d
-        wall = t1 - t0
-        video_fps = [(frames1[k] - frames0.get(k, 0)) / wall for k in frames1
-                     if "/video/" in k]
-        streams = 2 * publishers * (publishers - 1 + observers)
-        cores = (cpu1 - cpu0) / wall
-        return {
-            "mode": "janus", "publishers": publishers, "observers": observers,
-            "streams": streams, "received_streams": len(frames1), "cores": cores,
-            "per_stream": cores / streams, "packets_per_s": float("nan"),
-            "fps_min": min(video_fps, default=0.0),
-            "fps_mean": sum(video_fps) / len(video_fps) if video_fps else 0.0,
-            "delay_p50": percentile(delays, 50), "delay_p95": percentile(delays, 95),
-            "udp_drops": (udp1["InErrors"] - udp0["InErrors"])
-            + (udp1["RcvbufErrors"] - udp0["RcvbufErrors"]),
-        }
+
+        async def janus_sample() -> tuple[float, float, int]:
+            # Janus exposes no packet counter here: -1 marks packets/s as not measured.
+            return _janus_cpu(janus.pid), time.monotonic(), -1
+
+        return {"mode": "janus", **await measure(peers, publishers, observers, seconds,
+                                                 janus_sample)}
     except Exception:
         log.flush()
         print("janus log, last lines:\n" + "\n".join(
