@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from pydantic import ValidationError
 from pydicom.uid import generate_uid
 
@@ -50,7 +52,15 @@ async def _schema_current(settings: Settings) -> str | None:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from app.server import create_app
 
-    current = asyncio.run(_schema_current(settings))
+    try:
+        current = asyncio.run(_schema_current(settings))
+    except (SQLAlchemyError, OSError) as exc:
+        # An unreachable or missing database is an operator's setup problem: say which
+        # database and why in one line, not with a driver traceback.
+        url = make_url(settings.database_url).render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"cannot read the database at {url}: {reason}", file=sys.stderr)
+        return 1
     if current != migrate.head_revision():
         print(f"database schema is at {current or 'nothing'}, the code needs "
               f"{migrate.head_revision()}: run `hoichan migrate` first", file=sys.stderr)

@@ -23,7 +23,14 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(ENV_PREFIX + name, default)
 
 
-def _env_int(name: str, default: int, minimum: int = 0) -> int:
+# Upper bounds: a port must exist, and a lifetime so long that expiry dates overflow would
+# turn every login or join into a server error instead of stopping the start here.
+MAX_PORT = 65535
+MAX_MINUTES = 24 * 60
+MAX_DAYS = 365
+
+
+def _env_int(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
     raw = _env(name, str(default))
     try:
         value = int(raw)
@@ -31,6 +38,8 @@ def _env_int(name: str, default: int, minimum: int = 0) -> int:
         raise ConfigError(f"{ENV_PREFIX}{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{ENV_PREFIX}{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{ENV_PREFIX}{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -88,7 +97,13 @@ def load_jwt_secret(data_dir: Path) -> str:
         return configured
     path = data_dir / JWT_SECRET_FILE
     if path.exists():
-        return path.read_text().strip()
+        kept = path.read_text().strip()
+        # A file cut short (a crash between creating and writing it) must not make the
+        # server sign tokens with an empty or guessable key.
+        if len(kept) < 32:
+            raise ConfigError(f"{path} holds no usable secret (under 32 characters); "
+                              f"remove it to generate a new one or set {ENV_PREFIX}JWT_SECRET")
+        return kept
     data_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -119,14 +134,15 @@ def load_settings() -> Settings:
         database_url=database_url,
         redis_url=_env("REDIS_URL", ""),
         host=_env("HOST", "127.0.0.1"),
-        port=_env_int("PORT", 8080, minimum=0),
+        port=_env_int("PORT", 8080, minimum=0, maximum=MAX_PORT),
         jwt_secret=load_jwt_secret(data_dir),
-        access_token_minutes=_env_int("ACCESS_TOKEN_MINUTES", 15, minimum=1),
-        refresh_token_days=_env_int("REFRESH_TOKEN_DAYS", 7, minimum=1),
-        join_token_minutes=_env_int("JOIN_TOKEN_MINUTES", 10, minimum=1),
-        lobby_lead_minutes=_env_int("LOBBY_LEAD_MINUTES", 15, minimum=0),
+        access_token_minutes=_env_int("ACCESS_TOKEN_MINUTES", 15, minimum=1,
+                                      maximum=MAX_MINUTES),
+        refresh_token_days=_env_int("REFRESH_TOKEN_DAYS", 7, minimum=1, maximum=MAX_DAYS),
+        join_token_minutes=_env_int("JOIN_TOKEN_MINUTES", 10, minimum=1, maximum=MAX_MINUTES),
+        lobby_lead_minutes=_env_int("LOBBY_LEAD_MINUTES", 15, minimum=0, maximum=MAX_MINUTES),
         dicom_ae_title=ae_title,
-        dicom_port=_env_int("DICOM_PORT", 11112, minimum=0),
+        dicom_port=_env_int("DICOM_PORT", 11112, minimum=0, maximum=MAX_PORT),
         ice_host_addresses=ice,
         dicom_allowed_callers=callers,
         room_max_publishers=_env_int("ROOM_MAX_PUBLISHERS", 16, minimum=1),

@@ -24,6 +24,7 @@ STATUS_CODES = {
     422: "validation_error",
     429: "too_many_requests",
     500: "internal_error",
+    502: "bad_gateway",
     503: "unavailable",
 }
 
@@ -93,7 +94,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except ApiError as err:
         return error_response(err)
     except web.HTTPException as exc:
-        if exc.status < 400 or not request.path.startswith(("/api", "/dicomweb")):
+        # /healthz is in the API document too, so it answers errors the same way.
+        if exc.status < 400 or not request.path.startswith(("/api", "/dicomweb", "/healthz")):
             raise
         return error_response(ApiError(exc.status, exc.reason))
     except Exception:

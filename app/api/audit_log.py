@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import Field, StringConstraints
 from sqlalchemy import func, select
 
 from app.api.routing import ADMIN, Api, Ctx, Out, Query
-from app.api.schemas import Id, Limit, Offset
+from app.api.schemas import Id, Limit, Offset, UtcDatetime
 from app.db.models import AuditEvent
 
 api = Api()
@@ -19,8 +19,8 @@ class AuditQuery(Query):
     user_id: Id | None = None
     consultation_id: Id | None = None
     action: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: UtcDatetime | None = None
+    until: UtcDatetime | None = None
     limit: Limit = 100
     offset: Offset = 0
 
@@ -61,7 +61,10 @@ async def list_audit(ctx: Ctx, query: AuditQuery) -> AuditPage:
     if query.until is not None:
         stmt = stmt.where(AuditEvent.at < query.until)
     async with ctx.sessions() as session:
-        total = await session.scalar(stmt.with_only_columns(func.count()).order_by(None))
+        # maintain_column_froms keeps FROM audit_events when no filter names the table;
+        # without it the count has no FROM and is always 1.
+        total = await session.scalar(
+            stmt.with_only_columns(func.count(), maintain_column_froms=True).order_by(None))
         rows = await session.scalars(
             stmt.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
             .limit(query.limit).offset(query.offset))

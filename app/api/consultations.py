@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -14,7 +15,7 @@ from sqlalchemy.orm import selectinload
 from app import audit
 from app.api.people import HospitalOut
 from app.api.routing import ANY_USER, STAFF, Api, Body, Ctx, Out, Query
-from app.api.schemas import Id, Limit, Offset
+from app.api.schemas import Id, Limit, Offset, UtcDatetime
 from app.auth import tokens
 from app.db.models import (
     Case,
@@ -37,8 +38,15 @@ api = Api()
 MAX_DURATION = timedelta(hours=24)
 
 
+@cache
+def _zones() -> frozenset[str]:
+    # available_timezones() reads the whole tz database (milliseconds) on every call; the
+    # set does not change while the process runs.
+    return frozenset(available_timezones())
+
+
 def _known_zone(name: str) -> str:
-    if name not in available_timezones():
+    if name not in _zones():
         raise ValueError("unknown IANA time zone")
     try:
         ZoneInfo(name)
@@ -106,8 +114,8 @@ def _check_window(start: datetime, end: datetime) -> None:
 class ConsultationIn(Body):
     title: Title
     description: LongText = ""
-    start: AwareDatetime
-    end: AwareDatetime
+    start: UtcDatetime
+    end: UtcDatetime
     timezone: TimeZone = "UTC"
     host_hospital_id: Id
     host_user_id: Id
@@ -118,8 +126,8 @@ class ConsultationIn(Body):
 class ConsultationPatch(Body):
     title: Title | None = None
     description: LongText | None = None
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
+    start: UtcDatetime | None = None
+    end: UtcDatetime | None = None
     timezone: TimeZone | None = None
     host_hospital_id: Id | None = None
 
@@ -130,8 +138,8 @@ class RecordIn(Body):
 
 
 class ConsultationQuery(Query):
-    start_from: AwareDatetime | None = Field(default=None, alias="from")
-    start_to: AwareDatetime | None = Field(default=None, alias="to")
+    start_from: UtcDatetime | None = Field(default=None, alias="from")
+    start_to: UtcDatetime | None = Field(default=None, alias="to")
     hospital_id: Id | None = None
     status: ConsultationStatus | None = None
     limit: Limit = 100
@@ -569,7 +577,7 @@ async def detach_case(ctx: Ctx) -> None:
 
 @api.route("PUT", "/api/consultations/{consultation_id}/record", summary="Write the "
            "conclusion and treatment plan", tag="record", roles=ANY_USER, body=RecordIn,
-           response=RecordOut, errors=(409,))
+           response=RecordOut, errors=(403, 409))
 async def write_record(ctx: Ctx, body: RecordIn) -> ConsultationRecord:
     """Only a host of the consultation writes it, while the consultation is scheduled, live
     or ended (not cancelled). Each save is audited with the text it saved."""
@@ -604,7 +612,8 @@ async def read_record(ctx: Ctx) -> ConsultationRecord:
 
 
 @api.route("POST", "/api/consultations/{consultation_id}/join-token", summary="A token to "
-           "join the room", tag="room", roles=ANY_USER, response=JoinTokenOut, errors=(409,))
+           "join the room", tag="room", roles=ANY_USER, response=JoinTokenOut,
+           errors=(403, 409))
 async def join_token(ctx: Ctx) -> JoinTokenOut:
     """Only for invitees (directly or through their hospital), from the lobby lead time
     before the start until the end, while the consultation is scheduled or live. The token
@@ -632,8 +641,10 @@ async def join_token(ctx: Ctx) -> JoinTokenOut:
                          client_addr=ctx.client_addr, detail=outcome_detail)
         else:
             assert role is not None
+            # Whole seconds, as the JWT's exp claim holds it: the expiry we answer is then
+            # the token's own, and never after the end.
             expires = min(now + timedelta(minutes=settings.join_token_minutes),
-                          c.scheduled_end)
+                          c.scheduled_end).replace(microsecond=0)
             hospital = ctx.me.hospital
             token = tokens.issue_join(tokens.JoinClaims(
                 user_id=ctx.me.id, consultation_id=c.id, room_role=role.value,

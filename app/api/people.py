@@ -114,7 +114,11 @@ async def create_hospital(session: AsyncSession, body: HospitalIn, *, actor: Use
         raise ApiError(409, f"hospital code {body.code} already exists", field="code")
     hospital = Hospital(**body.model_dump())
     session.add(hospital)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:
+        # Another request added the same code between our check and our insert.
+        raise ApiError(409, f"hospital code {body.code} already exists", field="code") from None
     audit.record(session, "hospital.create", actor=actor, object_type="hospital",
                  object_id=hospital.id, client_addr=client_addr,
                  detail=body.model_dump(mode="json"))

@@ -75,7 +75,9 @@ class Ctx:
 
     def path_id(self, name: str) -> int:
         raw = self.request.match_info[name]
-        if not raw.isdigit() or int(raw) > MAX_ID:
+        # isascii: str.isdigit() also accepts "１" or "١" (which int() reads as 1, an alias of
+        # a real id) and "²" (which int() refuses).
+        if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_ID:
             raise not_found(name.removesuffix("_id").replace("_", " "))
         return int(raw)
 

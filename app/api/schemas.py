@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
 
 from app.api.routing import MAX_ID
 
@@ -23,3 +24,16 @@ HospitalCode = Annotated[
 ]
 Limit = Annotated[int, Field(ge=1, le=500)]
 Offset = Annotated[int, Field(ge=0, le=MAX_ID)]
+
+
+def _in_utc(value: datetime) -> datetime:
+    # Times are stored and compared in UTC; one valid with its offset may not be (year 9999
+    # at -05:00), and failing here is a 422 rather than an OverflowError at the database.
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("time is out of range once converted to UTC") from None
+
+
+# ISO 8601 with an offset (naive times are refused), held in UTC from validation on.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]

@@ -16,10 +16,14 @@ ACTIVE = (ConsultationStatus.scheduled, ConsultationStatus.live)
 async def lock_users(session: AsyncSession, user_ids: Collection[int]) -> None:
     """Serialize bookings per host: on PostgreSQL a row lock on each host user, so two
     concurrent bookings of one expert cannot both pass the clash check. (SQLite already
-    holds the database write lock from BEGIN IMMEDIATE.)"""
+    holds the database write lock from BEGIN IMMEDIATE.)
+
+    FOR NO KEY UPDATE, not FOR UPDATE: inserting a row that references a user (an invitation,
+    an audit event) takes a key-share lock on that user, which FOR UPDATE blocks. Two
+    bookings that each host one expert and invite the other would then deadlock."""
     if user_ids:
         await session.execute(
-            select(User.id).where(User.id.in_(sorted(user_ids))).with_for_update()
+            select(User.id).where(User.id.in_(sorted(user_ids))).with_for_update(key_share=True)
         )
 
 
