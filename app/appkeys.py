@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -10,3 +13,7 @@ from app.config import Settings
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+# Tells a consultation's live room of a change made through the REST API (the record saved,
+# say): room id, event name, payload. Set by the signaling layer.
+RoomNotify = Callable[[int, str, dict[str, Any]], Awaitable[None]]
+ROOM_NOTIFY = web.AppKey("room_notify", RoomNotify)

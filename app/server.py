@@ -10,6 +10,7 @@ from app.config import Settings
 from app.db.engine import create_engine, session_factory
 from app.dicomweb.routes import setup_dicomweb
 from app.errors import error_middleware
+from app.pacs.imports import setup_imports
 from app.pacs.setup import setup_pacs
 from signaling.server import setup_signaling
 
@@ -25,6 +26,7 @@ def create_app(settings: Settings) -> web.Application:
     routes.install(app)
     setup_signaling(app)
     setup_pacs(app)
+    setup_imports(app)
     setup_dicomweb(app)
 
     async def dispose_engine(_: web.Application) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import chat, controls, media_bridge, presence
+from . import chat, controls, media_bridge, presence, viewer
 from .hub import Ctx
 from .permissions import Action
 from .schemas import (
@@ -23,11 +23,13 @@ from .schemas import (
     MediaStateIn,
     Mute,
     Payload,
+    PointerIn,
     Publish,
     Remove,
     SetRole,
     SubscribeAnswer,
     Target,
+    ViewerStateIn,
 )
 
 JOIN = "room:join"
@@ -54,6 +56,9 @@ EVENTS: dict[str, EventSpec] = {
     "host:set_role": EventSpec(SetRole, Action.MODERATE, controls.set_role),
     "host:give_control": EventSpec(GiveControl, Action.MODERATE, controls.give_control),
     "control:release": EventSpec(Empty, Action.RELEASE_CONTROL, controls.release_control),
+    "control:request": EventSpec(Empty, Action.PRESENCE, viewer.request_control),
+    "viewer:state": EventSpec(ViewerStateIn, Action.PRESENCE, viewer.set_state),
+    "viewer:pointer": EventSpec(PointerIn, Action.PRESENCE, viewer.pointer),
     "hand:raise": EventSpec(Empty, Action.RAISE_HAND, controls.raise_hand),
     "hand:lower": EventSpec(LowerHand, Action.RAISE_HAND, controls.lower_hand),
     "chat:send": EventSpec(ChatSend, Action.CHAT, chat.send),

@@ -126,6 +126,14 @@ class RoomState(Protocol):
         """NOT_FOUND unless ``participant_id`` is an admitted member (or None)."""
         ...
 
+    async def viewer(self, room_id: int) -> tuple[int, dict[str, Any]] | None:
+        """The shared viewer state and its sequence number, or None before the first."""
+        ...
+
+    async def set_viewer(self, room_id: int, state: dict[str, Any]) -> int:
+        """Replaces the shared viewer state; returns its new sequence number."""
+        ...
+
     async def hands(self, room_id: int) -> list[str]:
         """Participant ids with a raised hand, first raised first."""
         ...
@@ -153,6 +161,8 @@ class _Room:
     auto_admit: bool = False
     control_holder: str | None = None
     hands: list[str] = field(default_factory=list)
+    viewer: dict[str, Any] | None = None
+    viewer_seq: int = 0
 
 
 class InProcessRoomState:
@@ -273,6 +283,15 @@ class InProcessRoomState:
         if participant_id is not None and not self._get(room_id, participant_id).admitted:
             raise SignalingError(NOT_FOUND, f"{participant_id!r} is not admitted to the room")
         self._room(room_id).control_holder = participant_id
+
+    async def viewer(self, room_id: int) -> tuple[int, dict[str, Any]] | None:
+        room = self._rooms.get(room_id)
+        return (room.viewer_seq, room.viewer) if room and room.viewer is not None else None
+
+    async def set_viewer(self, room_id: int, state: dict[str, Any]) -> int:
+        room = self._room(room_id)
+        room.viewer, room.viewer_seq = state, room.viewer_seq + 1
+        return room.viewer_seq
 
     async def hands(self, room_id: int) -> list[str]:
         room = self._rooms.get(room_id)

@@ -93,3 +93,54 @@ class Ice(Payload):
     pc: Literal["publish", "subscribe"]
     #: None ends the client's candidates for that connection.
     candidate: Candidate | None
+
+
+Uid = Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9]+(\.[0-9]+)*$")]
+Coordinate = Annotated[float, Field(ge=-1e6, le=1e6, allow_inf_nan=False)]
+# JSON arrays: strict models take lists, not tuples.
+Pair = Annotated[list[Coordinate], Field(min_length=2, max_length=2)]
+Point = Annotated[list[Coordinate], Field(min_length=3, max_length=3)]
+
+
+class Viewport(Payload):
+    """What one viewport shows, as the controller's viewer has it."""
+
+    study_uid: Uid | None = None
+    series_uid: Uid | None = None
+    image_index: Annotated[int, Field(ge=0, le=100_000)] = 0
+    window_center: Coordinate | None = None
+    window_width: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] | None = None
+    zoom: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)] = 1.0
+    pan: Pair = Field(default_factory=lambda: [0.0, 0.0])
+    rotation: Annotated[float, Field(ge=-360, le=360, allow_inf_nan=False)] = 0.0
+    flip_h: bool = False
+    flip_v: bool = False
+    invert: bool = False
+    cine_playing: bool = False
+    cine_fps: Annotated[float, Field(ge=1, le=120, allow_inf_nan=False)] = 15.0
+
+
+class Measurement(Payload):
+    id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    tool: Literal["length", "angle", "roi", "arrow"]
+    viewport: Annotated[int, Field(ge=0, le=1)] = 0
+    #: Image (world) coordinates in millimetres, so every screen size draws them alike.
+    points: list[Point] = Field(min_length=1, max_length=16)
+    label: Annotated[str, StringConstraints(max_length=200)] = ""
+
+
+class ViewerStateIn(Payload):
+    """The whole shared view: the controller sends it after each change (throttled), the
+    server keeps the latest for late joiners and fans it out."""
+
+    viewports: list[Viewport] = Field(min_length=1, max_length=2)
+    active: Annotated[int, Field(ge=0, le=1)] = 0
+    measurements: list[Measurement] = Field(default_factory=list, max_length=200)
+
+
+class PointerIn(Payload):
+    """The laser pointer: a position in the viewport, 0-1 across and down; None hides it."""
+
+    viewport: Annotated[int, Field(ge=0, le=1)] = 0
+    x: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
+    y: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None

@@ -8,7 +8,7 @@ import contextlib
 import socketio
 from aiohttp import web
 
-from app.appkeys import SESSIONS, SETTINGS
+from app.appkeys import ROOM_NOTIFY, SESSIONS, SETTINGS
 from media import configure_host_addresses
 
 from .hub import Hub
@@ -37,6 +37,7 @@ def setup_signaling(app: web.Application) -> Hub:
     sio.register_namespace(RoomNamespace(hub))
     sio.attach(app, socketio_path=SOCKETIO_PATH)
     app[HUB] = hub
+    app[ROOM_NOTIFY] = hub.broadcast
 
     async def start(_: web.Application) -> None:
         if settings.ice_host_addresses:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app import audit
+from app.appkeys import ROOM_NOTIFY
 from app.api.people import HospitalOut
 from app.api.routing import ANY_USER, STAFF, Api, Body, Ctx, Out, Query
 from app.api.schemas import Id, Limit, Offset, UtcDatetime
@@ -598,7 +599,12 @@ async def write_record(ctx: Ctx, body: RecordIn) -> ConsultationRecord:
                      object_id=record.id, consultation_id=c.id, client_addr=ctx.client_addr,
                      detail=body.model_dump())
         await session.refresh(record, ["author"])
-        return record
+    # After the commit: the room hears of what is saved, not of what might roll back.
+    notify = ctx.request.app.get(ROOM_NOTIFY)
+    if notify is not None:
+        await notify(c.id, "record:saved",
+                     RecordOut.model_validate(record).model_dump(mode="json"))
+    return record
 
 
 @api.route("GET", "/api/consultations/{consultation_id}/record", summary="Read the record",

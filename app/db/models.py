@@ -64,10 +64,11 @@ class RoomRole(str, enum.Enum):
     observer = "observer"
 
 
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    # Stored as VARCHAR + CHECK rather than a native PostgreSQL ENUM: adding a value later
-    # is then a plain migration on both databases.
-    return Enum(cls, name=name, native_enum=False, length=16, validate_strings=True)
+def string_enum(cls: type[enum.Enum], name: str) -> Enum:
+    """The enum's values stored as VARCHAR + CHECK rather than a native PostgreSQL ENUM:
+    adding a value later is then a plain migration on both databases."""
+    return Enum(cls, name=name, native_enum=False, length=16, validate_strings=True,
+                values_callable=lambda members: [m.value for m in members])
 
 
 class Hospital(Base):
@@ -76,7 +77,7 @@ class Hospital(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    tier: Mapped[Tier] = mapped_column(_enum(Tier, "tier"))
+    tier: Mapped[Tier] = mapped_column(string_enum(Tier, "tier"))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("hospitals.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -130,7 +131,8 @@ class Consultation(Base):
     scheduled_end: Mapped[datetime] = mapped_column(UTCDateTime)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     status: Mapped[ConsultationStatus] = mapped_column(
-        _enum(ConsultationStatus, "consultation_status"), default=ConsultationStatus.scheduled
+        string_enum(ConsultationStatus, "consultation_status"),
+        default=ConsultationStatus.scheduled,
     )
     host_hospital_id: Mapped[int] = mapped_column(ForeignKey("hospitals.id"), index=True)
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -167,7 +169,7 @@ class Invitation(Base):
     )
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     hospital_id: Mapped[int | None] = mapped_column(ForeignKey("hospitals.id"), index=True)
-    role: Mapped[RoomRole] = mapped_column(_enum(RoomRole, "room_role"))
+    role: Mapped[RoomRole] = mapped_column(string_enum(RoomRole, "room_role"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     consultation: Mapped[Consultation] = relationship(back_populates="invitations")

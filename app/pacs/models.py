@@ -1,13 +1,15 @@
-"""The index of stored DICOM objects: study, series, instance, with what QIDO-RS matches on."""
+"""The index of stored DICOM objects (study, series, instance, with what QIDO-RS matches on),
+the remote PACS nodes an admin configured, and the imports from them."""
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db.models import Base
+from app.db.models import Base, Case, User, string_enum
 from app.db.types import UTCDateTime, utcnow
 
 
@@ -63,3 +65,68 @@ class DicomInstance(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     received_from: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class NodeKind(str, enum.Enum):
+    dimse = "dimse"
+    dicomweb = "dicomweb"
+
+
+class Retrieve(str, enum.Enum):
+    """How a DIMSE node sends us a study: C-MOVE to our SCP, or C-GET on our association."""
+
+    c_move = "c-move"
+    c_get = "c-get"
+
+
+class ImportStatus(str, enum.Enum):
+    queued = "queued"
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+class PacsNode(Base):
+    """A hospital PACS we query and retrieve from: DIMSE (AE title, host, port) or DICOMweb."""
+
+    __tablename__ = "pacs_nodes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[NodeKind] = mapped_column(string_enum(NodeKind, "pacs_node_kind"))
+    ae_title: Mapped[str] = mapped_column(String(16), default="")
+    host: Mapped[str] = mapped_column(String(255), default="")
+    port: Mapped[int | None] = mapped_column(Integer)
+    retrieve: Mapped[Retrieve] = mapped_column(string_enum(Retrieve, "pacs_retrieve"),
+                                               default=Retrieve.c_move)
+    dicomweb_url: Mapped[str] = mapped_column(String(500), default="")
+    hospital_id: Mapped[int | None] = mapped_column(ForeignKey("hospitals.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ImportJob(Base):
+    """One study brought from a node into a case; runs in the background, may be retried."""
+
+    __tablename__ = "import_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # A node removed later leaves its past imports with no node.
+    node_id: Mapped[int | None] = mapped_column(
+        ForeignKey("pacs_nodes.id", ondelete="SET NULL"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"),
+                                         index=True)
+    study_instance_uid: Mapped[str] = mapped_column(String(64))
+    status: Mapped[ImportStatus] = mapped_column(string_enum(ImportStatus, "import_status"),
+                                                 default=ImportStatus.queued, index=True)
+    instances_total: Mapped[int | None] = mapped_column(Integer)
+    instances_done: Mapped[int] = mapped_column(Integer, default=0)
+    instances_failed: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    node: Mapped[PacsNode | None] = relationship(lazy="joined")
+    case: Mapped[Case] = relationship(lazy="joined")
+    requested_by: Mapped[User] = relationship(lazy="joined")
