@@ -21,7 +21,7 @@ from app.pacs import dicomweb_client, dimse_client
 from app.pacs.imports import IMPORTER, find_studies, find_study, peer
 from app.pacs.ingest import UID
 from app.pacs.models import ImportJob, ImportStatus, NodeKind, PacsNode, Retrieve
-from app.pacs.query import RemoteError, StudyQuery
+from app.pacs.query import RemoteError, RemoteSeries, RemoteStudy, StudyQuery
 
 api = Api()
 
@@ -119,29 +119,6 @@ class StudySearch(Query):
                 and self.study_date_from > self.study_date_to):
             raise ValueError("study_date_from is after study_date_to")
         return self
-
-
-class RemoteStudyOut(Out):
-    study_instance_uid: str
-    patient_id: str
-    patient_name: str
-    patient_birth_date: str
-    patient_sex: str
-    study_date: str
-    study_time: str
-    accession_number: str
-    study_description: str
-    modalities: list[str]
-    number_of_series: int | None
-    number_of_instances: int | None
-
-
-class RemoteSeriesOut(Out):
-    series_instance_uid: str
-    modality: str
-    series_number: int | None
-    series_description: str
-    number_of_instances: int | None
 
 
 class ImportIn(Body):
@@ -278,8 +255,8 @@ async def verify_node(ctx: Ctx) -> Verified:
 
 @api.route("GET", "/api/pacs-nodes/{node_id}/studies", summary="Search a PACS node's "
            "studies", tag="pacs", roles=STAFF, query=StudySearch,
-           response=list[RemoteStudyOut], errors=(502,))
-async def search_studies(ctx: Ctx, query: StudySearch) -> list[RemoteStudyOut]:
+           response=list[RemoteStudy], errors=(502,))
+async def search_studies(ctx: Ctx, query: StudySearch) -> list[RemoteStudy]:
     """Patient name matches any part of the name (``*`` and ``?`` are DICOM wildcards);
     the other keys match exactly. Every search is an audit event (it reads patient data)."""
     criteria = query.model_dump(exclude={"limit"}, exclude_none=True)
@@ -295,13 +272,13 @@ async def search_studies(ctx: Ctx, query: StudySearch) -> list[RemoteStudyOut]:
                      object_id=node.id, client_addr=ctx.client_addr,
                      detail={"criteria": {k: str(v) for k, v in criteria.items()},
                              "found": len(found)})
-    return [RemoteStudyOut.model_validate(s, from_attributes=True) for s in found]
+    return found
 
 
 @api.route("GET", "/api/pacs-nodes/{node_id}/studies/{study_instance_uid}/series",
            summary="The series of a study on a PACS node", tag="pacs", roles=STAFF,
-           response=list[RemoteSeriesOut], errors=(502,))
-async def search_series(ctx: Ctx) -> list[RemoteSeriesOut]:
+           response=list[RemoteSeries], errors=(502,))
+async def search_series(ctx: Ctx) -> list[RemoteSeries]:
     study_uid = _path_uid(ctx)
     async with ctx.sessions() as session:
         node = await _node(session, ctx.path_id("node_id"))
@@ -319,7 +296,7 @@ async def search_series(ctx: Ctx) -> list[RemoteSeriesOut]:
         audit.record(session, "pacs.search", actor=ctx.me, object_type="pacs_node",
                      object_id=node.id, client_addr=ctx.client_addr,
                      detail={"study": study_uid, "found": len(found)})
-    return [RemoteSeriesOut.model_validate(s, from_attributes=True) for s in found]
+    return found
 
 
 def _path_uid(ctx: Ctx) -> str:
