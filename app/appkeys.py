@@ -13,6 +13,8 @@ from app.config import Settings
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+# Sessions that only read: on SQLite they do not queue for the write lock.
+READ_SESSIONS = web.AppKey("read_sessions", async_sessionmaker[AsyncSession])
 # Tells a consultation's live room of a change made through the REST API (the record saved,
 # say): room id, event name, payload. Set by the signaling layer.
 RoomNotify = Callable[[int, str, dict[str, Any]], Awaitable[None]]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from app.api import routes
-from app.appkeys import ENGINE, SESSIONS, SETTINGS
+from app.appkeys import ENGINE, READ_SESSIONS, SESSIONS, SETTINGS
 from app.config import Settings
-from app.db.engine import create_engine, session_factory
+from app.db.engine import create_engine, read_session_factory, session_factory
 from app.dicomweb.routes import setup_dicomweb
 from app.errors import error_middleware
 from app.pacs.imports import setup_imports
@@ -23,6 +23,7 @@ def create_app(settings: Settings) -> web.Application:
     engine = create_engine(settings.database_url)
     app[ENGINE] = engine
     app[SESSIONS] = session_factory(engine)
+    app[READ_SESSIONS] = read_session_factory(engine)
     routes.install(app)
     setup_signaling(app)
     setup_pacs(app)

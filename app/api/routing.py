@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.appkeys import SESSIONS, SETTINGS
+from app.appkeys import READ_SESSIONS, SESSIONS, SETTINGS
 from app.auth.tokens import TokenError, verify_access
 from app.config import Settings
 from app.db.models import PlatformRole, User
@@ -146,7 +146,7 @@ async def authenticate(request: web.Request) -> User:
         claims = verify_access(token.strip(), request.app[SETTINGS].jwt_secret)
     except TokenError as exc:
         raise unauthorized(str(exc)) from None
-    async with request.app[SESSIONS]() as session:
+    async with request.app[READ_SESSIONS]() as session:
         user = await session.scalar(select(User).where(User.id == claims.user_id))
     if user is None or not user.active:
         raise unauthorized("account disabled or removed")

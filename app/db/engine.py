@@ -37,8 +37,22 @@ def _sqlite_begin(conn: Any) -> None:
     # A deferred transaction that reads and then writes fails with SQLITE_BUSY when another
     # writer got in between; taking the write lock up front makes a check-then-insert (a
     # booking clash check, say) safe and lets the busy timeout queue writers instead.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Sessions that only read say so, and run beside each other (WAL) and beside a writer.
+    if conn.get_execution_options().get(READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+READ_ONLY = "hoichan_read_only"
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """For sessions that never write (on SQLite, a write in one fails with "database is
+    locked" when another writer is active)."""
+    return async_sessionmaker(engine.execution_options(**{READ_ONLY: True}),
+                              expire_on_commit=False)

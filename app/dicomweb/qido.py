@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import ColumnElement, Select, func, select
 
-from app.appkeys import SESSIONS
+from app.appkeys import READ_SESSIONS
 from app.dicomweb.access import caller, readable_studies, record_read, require_study
 from app.dicomweb.dicomjson import attr, dicom_json_response
 from app.errors import ApiError
@@ -134,7 +134,7 @@ async def search_studies(request: web.Request) -> web.Response:
             stmt = stmt.where(DicomStudy.id.in_(select(DicomSeries.study_id).where(
                 _match(DicomSeries.modality, query[key]))))
     stmt = readable_studies(user, stmt).order_by(DicomStudy.study_date.desc(), DicomStudy.id)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[READ_SESSIONS]() as session:
         rows = (await session.execute(stmt.limit(limit).offset(offset))).all()
         results = []
         for study, n_series, n_instances in rows:
@@ -157,7 +157,7 @@ async def search_series(request: web.Request) -> web.Response:
     for key in ("Modality", "00080060"):
         if query.get(key):
             clauses.append(_match(DicomSeries.modality, query[key]))
-    async with request.app[SESSIONS]() as session:
+    async with request.app[READ_SESSIONS]() as session:
         study = await require_study(session, user, study_uid)
         counts = (select(DicomInstance.series_id, func.count().label("n"))
                   .group_by(DicomInstance.series_id).subquery())
@@ -185,7 +185,7 @@ async def search_instances(request: web.Request) -> web.Response:
     query = dict(request.query)
     limit, offset = _paging(query)
     clauses = _filters(query, INSTANCE_KEYS)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[READ_SESSIONS]() as session:
         study = await require_study(session, user, study_uid)
         stmt = (select(DicomInstance, DicomSeries)
                 .join(DicomSeries, DicomSeries.id == DicomInstance.series_id)
