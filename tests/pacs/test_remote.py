@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import re
 from datetime import date
 from typing import Any
 
@@ -16,7 +18,7 @@ from sqlalchemy import select
 
 from app.db.engine import create_engine, session_factory
 from app.db.models import AuditEvent
-from app.pacs.models import ImportJob, ImportStatus
+from app.pacs.models import DicomInstance, ImportJob, ImportStatus
 from app.pacs.synth import Patient, series
 from app.server import create_app
 from tests.conftest import make_settings
@@ -302,3 +304,43 @@ async def test_an_import_cut_off_by_a_restart_runs_again(world, pacs):
         job = await wait_for(client, world, job["id"])
         assert job["status"] == "done" and job["attempts"] == 2
         assert job["instances_done"] == SLICES
+
+
+async def dcmtk(*args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "TCP_NODELAY": "1"})
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, out.decode(errors="replace")
+    return out.decode(errors="replace")
+
+
+async def test_our_search_finds_what_dcmtk_findscu_finds(app_client, world, pacs):
+    """The same keys through dcmtk's findscu and through our API give the same studies."""
+    other = Patient("REMOTE-8", "PHAM^VAN^BINH", "19800101", "M")
+    for data in series("1.2.826.0.1.3680043.9.7777.501", 2, other, date(2026, 10, 3)):
+        await pacs.upload(data)
+    node = await add_node(app_client, world, pacs, "Orthanc", **dimse(pacs))
+    for keys, params in ((["PatientName=PHAM*"], {"patient_name": "PHAM*"}),
+                         (["StudyDate=20261003-"], {"study_date_from": "2026-10-03"}),
+                         (["PatientID=REMOTE-7"], {"patient_id": "REMOTE-7"})):
+        out = await dcmtk("findscu", "-S", "-aet", "HOICHAN", "-aec", pacs.aet,
+                          "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID",
+                          *[a for k in keys for a in ("-k", k)],
+                          "127.0.0.1", str(pacs.dicom_port))
+        theirs = set(re.findall(r"\(0020,000d\) UI \[([0-9.]+)\]", out))
+        r = await app_client.get(f"/api/pacs-nodes/{node}/studies", params=params,
+                                 headers=world.auth("coordinator"))
+        ours = {s["study_instance_uid"] for s in await r.json()}
+        assert ours == theirs and ours, (keys, ours, theirs)
+
+
+async def test_dcmtk_movescu_sends_a_study_from_the_pacs_to_our_scp(app_client, world, pacs):
+    """A C-MOVE that someone else starts (dcmtk's movescu) lands in our store as well."""
+    await dcmtk("movescu", "-S", "-aet", "HOICHAN", "-aec", pacs.aet, "-aem", "HOICHAN",
+                "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={STUDY}",
+                "127.0.0.1", str(pacs.dicom_port))
+    async with session_factory(create_engine(world.settings.database_url))() as session:
+        rows = list(await session.scalars(select(DicomInstance)))
+    assert len(rows) == SLICES and {r.received_from.split("@")[0] for r in rows} == \
+        {"ORTHANC"}
