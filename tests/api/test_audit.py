@@ -1,115 +1,248 @@
-"""The audit trail: written with each change, readable by admins, never changed."""
+"""The audit trail: every login, token, consultation and invitation change is written in the
+same transaction as the change; admins search it; nothing rewrites it."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.db.engine import create_engine
-from tests.api.dbcheck import row_counts
+from tests.api.dbcheck import audit_events, db_state, error_of
 from tests.api.test_scheduling import T0, booking, create, iso
 from tests.conftest import DEMO_PASSWORD
 
 
-async def audit(client, world, **params: str) -> dict:
+async def test_each_kind_of_change_writes_its_event(client, world):
+    coordinator = world.user("coordinator").id
+    await client.post("/api/auth/login", json={"email": "doctor.bm@demo.hoichan.vn",
+                                               "password": DEMO_PASSWORD})
+    await client.post("/api/auth/login", json={"email": "doctor.bm@demo.hoichan.vn",
+                                               "password": "not-it"})
+    c = await create(client, world, start=T0)
+    url = f"/api/consultations/{c['id']}"
+    await client.patch(url, json={"title": "Đổi"}, headers=world.auth("coordinator"))
+    inv = await (await client.post(url + "/invitations", json={
+        "user_id": world.user("NBI").id, "role": "observer"},
+        headers=world.auth("coordinator"))).json()
+    await client.patch(f"{url}/invitations/{inv['id']}", json={"role": "participant"},
+                       headers=world.auth("coordinator"))
+    await client.delete(f"{url}/invitations/{inv['id']}", headers=world.auth("coordinator"))
+    case = await (await client.post(url + "/cases", json={
+        "patient_id": "P-1", "patient_name": "A^B"}, headers=world.auth("coordinator"))).json()
+    await client.delete(f"{url}/cases/{case['id']}", headers=world.auth("coordinator"))
+    await client.put(url + "/record", json={"conclusion": "c", "treatment_plan": "t"},
+                     headers=world.auth("BM"))
+    await client.post(f"/api/consultations/{world.consultation_id}/join-token",
+                      headers=world.auth("BM"))
+    await client.post(url + "/cancel", headers=world.auth("coordinator"))
+
+    seen = [(e.action, e.outcome, e.actor_id, e.consultation_id, e.object_type)
+            for e in await audit_events(world.settings) if e.action != "demo.seed"]
+    bm = world.user("BM").id
+    assert seen == [
+        ("auth.login", "success", bm, None, "user"),
+        ("auth.token_issued", "success", bm, None, "user"),
+        ("auth.login", "failure", bm, None, "user"),
+        ("consultation.create", "success", coordinator, c["id"], "consultation"),
+        ("consultation.update", "success", coordinator, c["id"], "consultation"),
+        ("invitation.create", "success", coordinator, c["id"], "invitation"),
+        ("invitation.update", "success", coordinator, c["id"], "invitation"),
+        ("invitation.delete", "success", coordinator, c["id"], "invitation"),
+        ("case.create", "success", coordinator, c["id"], "case"),
+        ("case.delete", "success", coordinator, c["id"], "case"),
+        ("record.write", "success", bm, c["id"], "record"),
+        ("room.join_token", "success", bm, world.consultation_id, "consultation"),
+        ("consultation.cancel", "success", coordinator, c["id"], "consultation"),
+    ]
+    for event in await audit_events(world.settings):
+        if event.action != "demo.seed":
+            assert event.client_addr == "127.0.0.1", event.action
+            assert event.at <= datetime.now(timezone.utc)
+    # What an admin reads names who, what and where, and what a change was.
+    page = await _search(client, world, consultation_id=c["id"], action="invitation.update")
+    [changed] = page["items"]
+    assert changed["detail"] == {"role": "participant", "was": "observer"}
+    assert (changed["object_type"], changed["object_id"]) == ("invitation", str(inv["id"]))
+    assert (changed["actor_id"], changed["actor_email"], changed["client_addr"],
+            changed["outcome"]) == (coordinator, "coordinator@demo.hoichan.vn", "127.0.0.1",
+                                    "success")
+
+
+async def test_a_refused_change_leaves_neither_change_nor_event(client, world):
+    await create(client, world, start=T0, title="BM sáng")
+    later = await create(client, world, start=T0 + timedelta(hours=3))
+    other = await create(client, world, start=T0, host="TBI", invitations=[
+        {"user_id": world.user("BM").id, "role": "participant"}])
+    [bm] = [i for i in other["invitations"] if i["user"]["id"] == world.user("BM").id]
+    before = await db_state(world.settings)
+    # Each is refused only after the change was built (and flushed) in the transaction.
+    r = await client.post("/api/consultations", json=booking(world, T0, invitations=[
+        {"user_id": world.user("NDI").id, "role": "presenter"}],
+        cases=[{"patient_id": "P-2", "patient_name": "C^D"}]),
+        headers=world.auth("coordinator"))
+    await error_of(r, 409, code="booking_clash")
+    r = await client.patch(f"/api/consultations/{later['id']}", json={
+        "title": "Không được lưu", "start": iso(T0), "end": iso(T0 + timedelta(hours=1))},
+        headers=world.auth("coordinator"))
+    await error_of(r, 409, code="booking_clash")
+    r = await client.patch(f"/api/consultations/{other['id']}/invitations/{bm['id']}",
+                           json={"role": "host"}, headers=world.auth("coordinator"))
+    await error_of(r, 409, code="booking_clash")
+    assert await db_state(world.settings) == before
+
+
+async def _refuse_audit_inserts_of(world, action: str) -> None:
+    """Make the database fail the audit insert of one action, as a full disk would."""
+    engine = create_engine(world.settings.database_url)
+    async with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            await conn.execute(text(
+                f"CREATE TRIGGER test_audit_fails BEFORE INSERT ON audit_events "
+                f"WHEN NEW.action = '{action}' BEGIN SELECT RAISE(ABORT, 'disk full'); END"))
+        else:
+            await conn.execute(text(
+                "CREATE FUNCTION test_audit_fails() RETURNS trigger LANGUAGE plpgsql AS "
+                f"$$ BEGIN IF NEW.action = '{action}' THEN RAISE EXCEPTION 'disk full'; "
+                "END IF; RETURN NEW; END $$"))
+            await conn.execute(text(
+                "CREATE TRIGGER test_audit_fails BEFORE INSERT ON audit_events "
+                "FOR EACH ROW EXECUTE FUNCTION test_audit_fails()"))
+    await engine.dispose()
+
+
+async def _drop_audit_failure(world) -> None:
+    engine = create_engine(world.settings.database_url)
+    async with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            await conn.execute(text("DROP TRIGGER test_audit_fails"))
+        else:
+            await conn.execute(text("DROP TRIGGER test_audit_fails ON audit_events"))
+            await conn.execute(text("DROP FUNCTION test_audit_fails()"))
+    await engine.dispose()
+
+
+async def test_when_the_audit_event_cannot_be_written_the_change_is_not_kept(client, world):
+    c = await create(client, world, start=T0)
+    url = f"/api/consultations/{c['id']}"
+    for action, method, path, body, who in [
+        ("consultation.update", "PATCH", url, {"title": "Không lưu"}, "coordinator"),
+        ("invitation.create", "POST", url + "/invitations",
+         {"user_id": world.user("NBI").id, "role": "observer"}, "coordinator"),
+        ("record.write", "PUT", url + "/record", {"conclusion": "c", "treatment_plan": "t"},
+         "BM"),
+        ("consultation.cancel", "POST", url + "/cancel", None, "coordinator"),  # last
+    ]:
+        before = await db_state(world.settings)
+        await _refuse_audit_inserts_of(world, action)
+        try:
+            r = await client.request(method, path, json=body, headers=world.auth(who))
+            # A failing database is a server error, answered in the API's JSON shape.
+            await error_of(r, 500, code="internal_error")
+        finally:
+            await _drop_audit_failure(world)
+        assert await db_state(world.settings) == before, action
+        # Once the audit trail can be written again, the same change goes through.
+        r = await client.request(method, path, json=body, headers=world.auth(who))
+        assert r.status in (200, 201), (action, await r.text())
+
+
+async def _search(client, world, **params: Any) -> dict[str, Any]:
     r = await client.get("/api/audit", params=params, headers=world.auth("admin"))
     assert r.status == 200, await r.text()
     return await r.json()
 
 
-async def test_changes_are_audited_with_who_what_where(client, world):
-    c = await create(client, world)
-    cid = c["id"]
-    await client.patch(f"/api/consultations/{cid}", json={"title": "Mới"},
-                       headers=world.auth("coordinator"))
-    r = await client.post(f"/api/consultations/{cid}/invitations",
-                          json={"user_id": world.user("TBI").id, "role": "observer"},
-                          headers=world.auth("coordinator"))
-    inv = await r.json()
-    await client.patch(f"/api/consultations/{cid}/invitations/{inv['id']}",
-                       json={"role": "participant"}, headers=world.auth("coordinator"))
-    await client.delete(f"/api/consultations/{cid}/invitations/{inv['id']}",
-                        headers=world.auth("coordinator"))
-    await client.post(f"/api/consultations/{cid}/cancel", headers=world.auth("coordinator"))
-    page = await audit(client, world, consultation_id=str(cid))
-    actions = [e["action"] for e in reversed(page["items"])]
-    assert actions == ["consultation.create", "consultation.update", "invitation.create",
-                       "invitation.update", "invitation.delete", "consultation.cancel"]
-    coordinator = world.user("coordinator")
-    assert {(e["actor_id"], e["actor_email"], e["client_addr"], e["outcome"])
-            for e in page["items"]} == {(coordinator.id, coordinator.email, "127.0.0.1",
-                                         "success")}
-    update = next(e for e in page["items"] if e["action"] == "invitation.update")
-    assert update["detail"] == {"role": "participant", "was": "observer"}
-    assert update["object_type"] == "invitation" and update["object_id"] == str(inv["id"])
-
-
-async def test_a_refused_change_leaves_neither_change_nor_event(client, world):
-    await create(client, world)
-    before = await row_counts(world.settings)
-    r = await client.post("/api/consultations", json=booking(world, start=T0 + timedelta(
-        minutes=10)), headers=world.auth("coordinator"))
-    assert r.status == 409
-    assert await row_counts(world.settings) == before
-
-
-async def test_filters_and_paging(client, world):
-    await client.post("/api/auth/login", json={"email": "doctor.bm@demo.hoichan.vn",
-                                               "password": DEMO_PASSWORD})
-    await client.post("/api/auth/login", json={"email": "doctor.bm@demo.hoichan.vn",
+async def test_admins_search_the_trail_by_user_consultation_action_and_time(client, world):
+    c = await create(client, world, start=T0)
+    await client.post(f"/api/consultations/{world.consultation_id}/join-token",
+                      headers=world.auth("NDI"))
+    await client.post(f"/api/consultations/{world.consultation_id}/join-token",
+                      headers=world.auth("GTH"))
+    await client.post("/api/auth/login", json={"email": "doctor.gth@demo.hoichan.vn",
                                                "password": "wrong-password"})
-    await create(client, world)
-    bm = world.user("BM").id
-    by_user = await audit(client, world, user_id=str(bm))
-    assert {e["action"] for e in by_user["items"]} == {"auth.login", "auth.token_issued"}
-    logins = await audit(client, world, action="auth.login")
-    assert [e["outcome"] for e in logins["items"]] == ["failure", "success"]  # newest first
-    auth_prefix = await audit(client, world, action="auth.")
-    assert {e["action"] for e in auth_prefix["items"]} == {"auth.login", "auth.token_issued"}
-    assert (await audit(client, world, action="auth"))["total"] == 0  # exact unless "."
-    everything = await audit(client, world)
-    newest = everything["items"][0]["at"]
-    since = (datetime.fromisoformat(newest) - timedelta(microseconds=1)).isoformat()
-    assert [e["action"] for e in (await audit(client, world, since=since))["items"]] == [
-        everything["items"][0]["action"]]
-    until = (await audit(client, world, until=iso(datetime.now(timezone.utc)
-                                                  - timedelta(hours=1))))
-    assert until["total"] == 0
-    page = await audit(client, world, limit="2", offset="1")
-    assert page["total"] == everything["total"] and len(page["items"]) == 2
-    assert page["items"][0]["id"] == everything["items"][1]["id"]
+    everything = await audit_events(world.settings)
+    assert len(everything) == 5
+
+    page = await _search(client, world)
+    assert page["total"] == 5
+    # Newest first.
+    assert [e["id"] for e in page["items"]] == [e.id for e in reversed(everything)]
+    assert page["items"][0]["action"] == "auth.login"
+    assert page["items"][0]["outcome"] == "failure"
+
+    by_user = await _search(client, world, user_id=world.user("GTH").id)
+    assert [e["action"] for e in by_user["items"]] == ["auth.login", "room.join_token"]
+    assert by_user["total"] == 2
+    by_consultation = await _search(client, world, consultation_id=world.consultation_id)
+    assert [e["action"] for e in by_consultation["items"]] == [
+        "room.join_token", "room.join_token", "demo.seed"]
+    assert (await _search(client, world, consultation_id=c["id"]))["total"] == 1
+    exact = await _search(client, world, action="room.join_token")
+    assert exact["total"] == 2
+    prefix = await _search(client, world, action="room.")
+    assert prefix["total"] == 2
+    # Without the dot it is an exact match: "room" is no action.
+    assert (await _search(client, world, action="room"))["total"] == 0
+    assert (await _search(client, world, action="consultation."))["total"] == 1
+    # A LIKE wildcard in the action is a literal character, not "anything".
+    assert (await _search(client, world, action="%."))["total"] == 0
+    assert (await _search(client, world, action="_oom."))["total"] == 0
+
+    # since inclusive, until exclusive, with any offset.
+    middle = everything[2].at
+    since = await _search(client, world, since=iso(middle))
+    assert [e["id"] for e in since["items"]] == [e.id for e in reversed(everything[2:])]
+    until = await _search(client, world, until=iso(middle))
+    assert [e["id"] for e in until["items"]] == [e.id for e in reversed(everything[:2])]
+    assert (await _search(client, world, since=iso(middle), until=iso(middle)))["total"] == 0
+    assert (await _search(client, world, since=iso(T0)))["total"] == 0
+
+    paged = await _search(client, world, limit=2, offset=1)
+    assert paged["total"] == 5
+    assert [e["id"] for e in paged["items"]] == [e.id for e in reversed(everything)][1:3]
+    combined = await _search(client, world, user_id=world.user("NDI").id,
+                             action="room.join_token", consultation_id=world.consultation_id)
+    assert combined["total"] == 1 and combined["items"][0]["actor_email"] == (
+        "doctor.ndi@demo.hoichan.vn")
 
 
-async def test_only_admins_read_it(client, world):
-    for who in ("coordinator", "BM"):
-        r = await client.get("/api/audit", headers=world.auth(who))
-        assert r.status == 403, who
-
-
-async def test_no_route_changes_audit_events(client, world):
+async def test_no_route_changes_or_deletes_audit_events(client, world):
     doc = await (await client.get("/api/openapi.json")).json()
-    assert set(doc["paths"]["/api/audit"]) == {"get"}
+    audit_paths = {p: ops for p, ops in doc["paths"].items() if p.startswith("/api/audit")}
+    assert audit_paths and all(set(ops) == {"get"} for ops in audit_paths.values())
+    [event] = await audit_events(world.settings)
+    before = await db_state(world.settings)
     for method in ("PUT", "PATCH", "DELETE", "POST"):
-        r = await client.request(method, "/api/audit", headers=world.auth("admin"))
-        assert r.status == 405, method
-        r = await client.request(method, "/api/audit/1", headers=world.auth("admin"))
-        assert r.status in (404, 405), method
+        r = await client.request(method, "/api/audit", json={"outcome": "success"},
+                                 headers=world.auth("admin"))
+        await error_of(r, 405, code="method_not_allowed")
+        r = await client.request(method, f"/api/audit/{event.id}", json={"outcome": "success"},
+                                 headers=world.auth("admin"))
+        assert r.status in (404, 405), (method, r.status)
+        await error_of(r, r.status)
+    assert await db_state(world.settings) == before
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE audit_events SET outcome = 'success'",
-    "DELETE FROM audit_events",
-])
-async def test_the_database_itself_refuses_to_rewrite_history(world, statement):
+async def test_the_database_itself_refuses_to_rewrite_history(client, world):
+    # Even a direct connection that bypasses the API cannot change or remove an event.
+    await error_of(await client.post("/api/auth/login", json={
+        "email": "admin@demo.hoichan.vn", "password": "guess-1"}), 401)
+    before = (await db_state(world.settings))["audit_events"]
+    assert len(before) == 2  # the demo seed and the failed login
     engine = create_engine(world.settings.database_url)
     try:
-        with pytest.raises(DBAPIError, match="append-only"):
-            async with engine.begin() as conn:
-                await conn.execute(text(statement))
-        async with engine.connect() as conn:
-            assert (await conn.execute(text("SELECT count(*) FROM audit_events"))).scalar() > 0
+        for statement in ["UPDATE audit_events SET outcome = 'success'",
+                          "UPDATE audit_events SET actor_email = 'someone@else.vn' "
+                          "WHERE id = 1",
+                          "DELETE FROM audit_events",
+                          "DELETE FROM audit_events WHERE id = 1"]:
+            with pytest.raises(DBAPIError, match="append-only"):
+                async with engine.begin() as conn:
+                    await conn.execute(text(statement))
     finally:
         await engine.dispose()
+    assert (await db_state(world.settings))["audit_events"] == before

@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from app.db import migrate
 from app.db.engine import create_engine
@@ -20,6 +20,20 @@ async def _tables(url: str) -> set[str]:
     try:
         async with engine.connect() as conn:
             return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+    finally:
+        await engine.dispose()
+
+
+async def _functions(url: str) -> set[str]:
+    """PostgreSQL functions of the public schema (none on SQLite)."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            if conn.dialect.name != "postgresql":
+                return set()
+            return set((await conn.execute(text(
+                "SELECT proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                "WHERE n.nspname = 'public'"))).scalars())
     finally:
         await engine.dispose()
 
@@ -47,15 +61,20 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path):
 
 def test_up_down_up(empty_database: str) -> None:
     url = empty_database
-    core = {t.name for t in Base.metadata.sorted_tables}
+    # The migrations build exactly the tables the models declare, no more, no fewer.
+    model_tables = {t.name for t in Base.metadata.sorted_tables} | {"alembic_version"}
     migrate.upgrade(url)
     assert asyncio.run(_revision(url)) == migrate.head_revision()
-    assert core <= asyncio.run(_tables(url))
+    assert asyncio.run(_tables(url)) == model_tables
+    if url.startswith("postgresql"):
+        assert "audit_events_append_only" in asyncio.run(_functions(url))
     migrate.downgrade(url, "base")
     assert asyncio.run(_tables(url)) <= {"alembic_version"}
     assert asyncio.run(_revision(url)) is None
+    # The audit trail's append-only trigger function goes with its table.
+    assert "audit_events_append_only" not in asyncio.run(_functions(url))
     migrate.upgrade(url)
-    assert core <= asyncio.run(_tables(url))
+    assert asyncio.run(_tables(url)) == model_tables
 
 
 def test_every_revision_steps_down_and_up(empty_database: str) -> None:
