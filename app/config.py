@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,16 @@ def _env_int(name: str, default: int, minimum: int = 0, maximum: int | None = No
     return value
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name, "1" if default else "0").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{ENV_PREFIX}{name} must be 1/0, true/false, yes/no or on/off, "
+                      f"got {raw!r}")
+
+
 def _env_float(name: str, default: float, minimum: float) -> float:
     raw = _env(name, str(default))
     try:
@@ -70,6 +81,14 @@ class Settings:
     dicom_port: int
     ice_host_addresses: tuple[str, ...] = field(default_factory=tuple)
     dicom_allowed_callers: tuple[str, ...] = field(default_factory=tuple)
+    #: Also let in the AE titles of the configured DIMSE PACS nodes, and restrict callers
+    #: to those even when dicom_allowed_callers is empty.
+    dicom_callers_from_nodes: bool = False
+    # DIMSE over TLS: certificate and key (PEM) of our SCP; with a CA, callers must present
+    # a certificate it signed.
+    dicom_tls_cert: Path | None = None
+    dicom_tls_key: Path | None = None
+    dicom_tls_ca: Path | None = None
     # Live rooms (signaling/): capacity, reconnection, per-client event budget, stats.
     room_max_publishers: int = 16
     room_max_observers: int = 50
@@ -112,6 +131,34 @@ def load_jwt_secret(data_dir: Path) -> str:
     return secret
 
 
+def _dicom_tls() -> tuple[Path | None, Path | None, Path | None]:
+    """The TLS certificate, key and CA paths, checked now by loading them, so a wrong file
+    stops the start with its name instead of failing the first association."""
+    cert, key, ca = (_env(name, "").strip() or None for name in
+                     ("DICOM_TLS_CERT", "DICOM_TLS_KEY", "DICOM_TLS_CA"))
+    if cert is None and key is None:
+        if ca is not None:
+            raise ConfigError(f"{ENV_PREFIX}DICOM_TLS_CA needs {ENV_PREFIX}DICOM_TLS_CERT and "
+                              f"{ENV_PREFIX}DICOM_TLS_KEY")
+        return None, None, None
+    if cert is None or key is None:
+        raise ConfigError(f"set both {ENV_PREFIX}DICOM_TLS_CERT and {ENV_PREFIX}DICOM_TLS_KEY "
+                          "(DIMSE over TLS) or neither")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"{ENV_PREFIX}DICOM_TLS_CERT/{ENV_PREFIX}DICOM_TLS_KEY ({cert}, "
+                          f"{key}) cannot be used: {exc}") from None
+    if ca is not None:
+        try:
+            context.load_verify_locations(cafile=ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"{ENV_PREFIX}DICOM_TLS_CA ({ca}) cannot be used: {exc}"
+                              ) from None
+    return Path(cert).resolve(), Path(key).resolve(), Path(ca).resolve() if ca else None
+
+
 def load_settings() -> Settings:
     data_dir = Path(_env("DATA_DIR", "./var")).resolve()
     database_url = _env("DATABASE_URL", f"sqlite+aiosqlite:///{data_dir / 'hoichan.db'}")
@@ -129,6 +176,7 @@ def load_settings() -> Settings:
     if any(len(a) > 16 for a in callers):
         raise ConfigError(f"{ENV_PREFIX}DICOM_ALLOWED_CALLERS: AE titles are at most 16 "
                           "characters")
+    tls_cert, tls_key, tls_ca = _dicom_tls()
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -145,6 +193,10 @@ def load_settings() -> Settings:
         dicom_port=_env_int("DICOM_PORT", 11112, minimum=0, maximum=MAX_PORT),
         ice_host_addresses=ice,
         dicom_allowed_callers=callers,
+        dicom_callers_from_nodes=_env_bool("DICOM_CALLERS_FROM_NODES", False),
+        dicom_tls_cert=tls_cert,
+        dicom_tls_key=tls_key,
+        dicom_tls_ca=tls_ca,
         room_max_publishers=_env_int("ROOM_MAX_PUBLISHERS", 16, minimum=1),
         room_max_observers=_env_int("ROOM_MAX_OBSERVERS", 50, minimum=0),
         reconnect_grace_seconds=_env_float("RECONNECT_GRACE_SECONDS", 30.0, minimum=0.0),

@@ -22,6 +22,7 @@ from app.pacs.imports import IMPORTER, find_studies, find_study, peer
 from app.pacs.ingest import UID
 from app.pacs.models import ImportJob, ImportStatus, NodeKind, PacsNode, Retrieve
 from app.pacs.query import RemoteError, RemoteSeries, RemoteStudy, StudyQuery
+from app.pacs.setup import refresh_callers
 
 api = Api()
 
@@ -44,6 +45,7 @@ Key = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_
 Modality = Annotated[str, StringConstraints(min_length=1, max_length=16,
                                             pattern=r"^[A-Z0-9_]+$")]
 SEARCH_LIMIT = 200
+TEXT_FIELDS = frozenset({"ae_title", "host", "dicomweb_url"})
 
 
 class PacsNodeOut(Out):
@@ -179,8 +181,8 @@ async def create_node(ctx: Ctx, body: PacsNodeIn) -> PacsNode:
         await _unique_name(session, body.name, None)
         await _check_hospital(session, body.hospital_id)
         fields = body.model_dump()
-        node = PacsNode(**{k: ("" if v is None and k in ("ae_title", "host", "dicomweb_url")
-                               else v) for k, v in fields.items()})
+        node = PacsNode(**{k: "" if v is None and k in TEXT_FIELDS else v
+                           for k, v in fields.items()})
         session.add(node)
         try:
             await session.flush()
@@ -189,6 +191,7 @@ async def create_node(ctx: Ctx, body: PacsNodeIn) -> PacsNode:
         audit.record(session, "pacs_node.create", actor=ctx.me, object_type="pacs_node",
                      object_id=node.id, client_addr=ctx.client_addr,
                      detail=body.model_dump(mode="json"))
+    await refresh_callers(ctx.request.app)
     return node
 
 
@@ -209,7 +212,10 @@ async def patch_node(ctx: Ctx, body: PacsNodePatch) -> PacsNode:
             await _unique_name(session, body.name, node.id)
         await _check_hospital(session, body.hospital_id)
         for key, value in changes.items():
-            setattr(node, key, value if value is not None or key == "hospital_id" else "")
+            if value is None and key in ("name", "retrieve"):
+                raise ApiError(422, f"{key} may not be null", field=key)
+            # null clears a field: text columns hold "" for "none", the others NULL.
+            setattr(node, key, "" if value is None and key in TEXT_FIELDS else value)
         try:
             _check_complete(node.kind, node.ae_title, node.host, node.port, node.dicomweb_url)
         except ValueError as exc:
@@ -217,6 +223,7 @@ async def patch_node(ctx: Ctx, body: PacsNodePatch) -> PacsNode:
         audit.record(session, "pacs_node.update", actor=ctx.me, object_type="pacs_node",
                      object_id=node.id, client_addr=ctx.client_addr,
                      detail=body.model_dump(mode="json", exclude_unset=True))
+    await refresh_callers(ctx.request.app)
     return node
 
 
@@ -235,6 +242,7 @@ async def delete_node(ctx: Ctx) -> None:
         audit.record(session, "pacs_node.delete", actor=ctx.me, object_type="pacs_node",
                      object_id=node.id, client_addr=ctx.client_addr,
                      detail={"name": node.name})
+    await refresh_callers(ctx.request.app)
 
 
 @api.route("POST", "/api/pacs-nodes/{node_id}/verify", summary="Check that a PACS node "

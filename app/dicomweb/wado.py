@@ -16,6 +16,8 @@ import numpy as np
 import pydicom
 from aiohttp import web
 from pydicom.dataset import Dataset
+from pydicom.pixels import pixel_array
+from pydicom.uid import UID
 from sqlalchemy import select
 
 from app.appkeys import SESSIONS, SETTINGS
@@ -40,25 +42,52 @@ def _metadata(path: Path, frames_url: str) -> dict[str, Any]:
     return body
 
 
-def _decoded(path: Path, numbers: list[int]) -> tuple[Dataset, list[np.ndarray]]:
-    """The dataset and the asked frames as pydicom's handlers (pylibjpeg, OpenJPEG, RLE)
-    decode them, whatever the stored transfer syntax."""
+def _open(path: Path, numbers: list[int]) -> Dataset:
+    """The stored dataset, once the asked frames are known to exist."""
     ds: Dataset = pydicom.dcmread(path)
     count = int(ds.get("NumberOfFrames", 1) or 1)
     bad = [n for n in numbers if not 1 <= n <= count]
     if bad:
         raise ApiError(404, f"frame {bad[0]} out of range 1..{count}", field="frames")
-    pixels = ds.pixel_array
-    if count == 1:
-        pixels = pixels[np.newaxis, ...]
-    return ds, [pixels[n - 1] for n in numbers]
+    return ds
+
+
+def _decoded(path: Path, numbers: list[int]) -> tuple[Dataset, list[np.ndarray]]:
+    """The dataset and the asked frames as pydicom's handlers (pylibjpeg, OpenJPEG, RLE)
+    decode them for display (colour as RGB), whatever the stored transfer syntax. Only the
+    asked frames are decoded: a long cine must not be decoded whole for one frame."""
+    ds = _open(path, numbers)
+    return ds, [pixel_array(ds, index=n - 1) for n in numbers]
+
+
+def _stored_layout(pixels: np.ndarray, ds: Dataset) -> bytes:
+    """Decoded stored values laid out again as the instance's own Pixel Data would hold
+    them in Explicit VR Little Endian (PS3.5 8.1, 8.2), so that they mean what the
+    instance's metadata says: bits packed, 4:2:2 chroma shared, planes kept apart."""
+    if int(ds.BitsAllocated) == 1:
+        # A frame starts on a byte boundary; pixels fill each byte from the low bit up.
+        return np.packbits(pixels.ravel(), bitorder="little").tobytes()
+    pixels = pixels.astype(pixels.dtype.newbyteorder("<"), copy=False)
+    if ds.get("PhotometricInterpretation") == "YBR_FULL_422":
+        # Y1 Y2 Cb Cr for each pair of pixels: pydicom repeated Cb and Cr when expanding.
+        pairs = pixels.reshape(pixels.shape[0], -1, 2, 3)
+        pixels = np.concatenate([pairs[..., 0], pairs[:, :, 0, 1:]], axis=-1)
+    elif int(ds.get("SamplesPerPixel", 1)) > 1 and int(ds.get("PlanarConfiguration", 0)) == 1:
+        pixels = np.moveaxis(pixels, -1, 0)
+    return np.ascontiguousarray(pixels).tobytes()
 
 
 def _frames(path: Path, numbers: list[int]) -> list[bytes]:
-    """The frames as uncompressed little-endian stored values."""
-    _, frames = _decoded(path, numbers)
-    return [np.ascontiguousarray(f).astype(f.dtype.newbyteorder("<")).tobytes()
-            for f in frames]
+    """The frames as uncompressed little-endian pixel data. An uncompressed instance's
+    frames are its stored values, as its metadata describes them (also YBR and planar
+    ones); a compressed instance's are what decompression yields, as pydicom's
+    decompress() makes them: interleaved samples, YBR decoded to RGB (PS3.5 8.2)."""
+    ds = _open(path, numbers)
+    if UID(ds.file_meta.TransferSyntaxUID).is_compressed:
+        frames = [pixel_array(ds, index=n - 1) for n in numbers]
+        return [np.ascontiguousarray(f).astype(f.dtype.newbyteorder("<")).tobytes()
+                for f in frames]
+    return [_stored_layout(pixel_array(ds, index=n - 1, raw=True), ds) for n in numbers]
 
 
 def _multipart(parts: list[bytes], content_type: str) -> web.Response:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import io
 import logging
 import re
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydicom import dcmread
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.pacs import store
@@ -24,7 +28,11 @@ REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOP
 
 
 class IngestError(Exception):
-    """The object was refused; nothing of it was kept."""
+    """The object was refused as malformed; nothing of it was kept.
+
+    Failing to keep a well-formed object (disk, database) raises the underlying OSError or
+    database error instead, so callers can tell "fix the object" from "try again later".
+    """
 
 
 @dataclass(frozen=True)
@@ -34,62 +42,244 @@ class Ingested:
     duplicate: bool
 
 
+# --- Structure: every element complete, every length inside its container (PS3.5 7.1, 7.5).
+# pydicom reads leniently (a value cut short is kept short, an unknown VR fails only when the
+# element is used), so a truncated or corrupt object would otherwise be stored as if whole.
+
+PREAMBLE = 128
+ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+UNDEFINED = 0xFFFFFFFF
+LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT",
+                      "UV"})
+SHORT_VRS = frozenset({"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT",
+                       "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"})
+MAX_DEPTH = 64  # nested sequences; real objects use a handful
+MAX_INFLATED = 1 << 30  # a deflated object that inflates past this is refused, not held
+IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_BE = "1.2.840.10008.1.2.2"
+DEFLATED = frozenset({"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95"})
+
+
+@dataclass(frozen=True)
+class _Encoding:
+    implicit: bool
+    order: str  # struct byte order: "<" or ">"
+
+
+EXPLICIT_LITTLE = _Encoding(False, "<")
+# Undefined-length UN content is implicit VR little endian whatever the syntax (PS3.5 6.2.2).
+IMPLICIT_LITTLE = _Encoding(True, "<")
+
+
+def _header(data: bytes, pos: int, enc: _Encoding) -> tuple[int, str | None, int, int]:
+    """Tag, VR (None where the encoding has none), value length and value offset."""
+    if len(data) - pos < 8:
+        raise IngestError(f"element header cut short at byte {pos}")
+    group, element = struct.unpack_from(enc.order + "HH", data, pos)
+    tag = group << 16 | element
+    if group == 0xFFFE or enc.implicit:
+        (length,) = struct.unpack_from(enc.order + "I", data, pos + 4)
+        vr = None if group == 0xFFFE else _dictionary_vr(tag)
+        return tag, vr, length, pos + 8
+    vr = data[pos + 4:pos + 6].decode("latin-1")
+    if vr in SHORT_VRS:
+        (length,) = struct.unpack_from(enc.order + "H", data, pos + 6)
+        return tag, vr, length, pos + 8
+    if vr not in LONG_VRS:
+        raise IngestError(f"element {_tag(tag)} has an unknown VR {vr!r}")
+    if len(data) - pos < 12:
+        raise IngestError(f"element header cut short at byte {pos}")
+    (length,) = struct.unpack_from(enc.order + "I", data, pos + 8)
+    return tag, vr, length, pos + 12
+
+
+def _tag(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def _dictionary_vr(tag: int) -> str | None:
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:  # private or unknown: its value is opaque bytes
+        return None
+
+
+def _elements(data: bytes, pos: int, end: int | None, enc: _Encoding, depth: int) -> int:
+    """Check a dataset's elements from ``pos`` up to ``end``, or, for an item of undefined
+    length (``end`` None), up to its Item Delimitation; the offset after it."""
+    if depth > MAX_DEPTH:
+        raise IngestError(f"sequences nested deeper than {MAX_DEPTH}")
+    limit = len(data) if end is None else end
+    while pos < limit:
+        tag, vr, length, pos = _header(data, pos, enc)
+        if pos > limit:
+            raise IngestError(f"element header crosses the end of its item at byte {pos}")
+        if tag == ITEM_END and end is None:
+            return pos
+        if tag >> 16 == 0xFFFE:
+            raise IngestError(f"misplaced item or delimiter {_tag(tag)}")
+        if length == UNDEFINED:
+            if not (enc.implicit or vr in ("SQ", "UN", "OB", "OW")):
+                raise IngestError(f"a {vr} element of undefined length at byte {pos}")
+            fragments = vr in ("OB", "OW")  # encapsulated pixel data
+            pos = _items(data, pos, None, IMPLICIT_LITTLE if vr == "UN" else enc, depth + 1,
+                         fragments)
+            continue
+        if length > limit - pos:
+            raise IngestError(f"element {_tag(tag)} declares {length} bytes, "
+                              f"{limit - pos} remain")
+        if vr == "SQ":
+            _items(data, pos, pos + length, enc, depth + 1, fragments=False)
+        pos += length
+    if end is None:
+        raise IngestError("item without its Item Delimitation")
+    return pos
+
+
+def _items(data: bytes, pos: int, end: int | None, enc: _Encoding, depth: int,
+           fragments: bool) -> int:
+    """Check a sequence's items (or pixel data fragments) from ``pos`` up to ``end``, or,
+    for undefined length, up to its Sequence Delimitation; the offset after it."""
+    while end is None or pos < end:
+        tag, _, length, pos = _header(data, pos, enc)  # items have no VR in any syntax
+        if end is not None and pos > end:
+            raise IngestError(f"item header crosses the end of its sequence at byte {pos}")
+        if tag == SEQUENCE_END and end is None:
+            return pos
+        if tag != ITEM:
+            raise IngestError(f"expected an item, found {_tag(tag)}")
+        if length == UNDEFINED and not fragments:
+            pos = _elements(data, pos, None, enc, depth)
+            continue
+        if length == UNDEFINED or length > (len(data) if end is None else end) - pos:
+            raise IngestError(f"item at byte {pos} declares {length} bytes, fewer remain")
+        if not fragments:
+            _elements(data, pos, pos + length, enc, depth)
+        pos += length
+    return pos
+
+
+def _check_structure(data: bytes) -> None:
+    """Refuse with IngestError anything but a complete Part 10 file: preamble, ``DICM``,
+    file meta, then a dataset whose every element lies whole inside the data."""
+    if len(data) < PREAMBLE + 4 or data[PREAMBLE:PREAMBLE + 4] != b"DICM":
+        raise IngestError("not a DICOM file: no preamble and DICM prefix")
+    pos, syntax = PREAMBLE + 4, ""
+    while len(data) - pos >= 2 and struct.unpack_from("<H", data, pos)[0] == 0x0002:
+        tag, _, length, value = _header(data, pos, EXPLICIT_LITTLE)
+        if length == UNDEFINED or length > len(data) - value:
+            raise IngestError("file meta information cut short")
+        if tag == 0x00020010:
+            syntax = data[value:value + length].rstrip(b"\x00 ").decode("latin-1")
+        pos = value + length
+    if not syntax:
+        raise IngestError("no file meta information (transfer syntax)")
+    body = data[pos:]
+    if syntax in DEFLATED:
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        try:
+            body = inflater.decompress(body, MAX_INFLATED)
+        except zlib.error as exc:
+            raise IngestError(f"deflated dataset is corrupt: {exc}") from None
+        if inflater.unconsumed_tail:
+            raise IngestError("deflated dataset inflates beyond the size we accept")
+        if not inflater.eof:
+            raise IngestError("deflated dataset cut short")
+    encoding = _Encoding(syntax == IMPLICIT_LE, ">" if syntax == EXPLICIT_BE else "<")
+    _elements(body, 0, len(body), encoding, 0)
+
+
+# --- Attributes: what the index keeps of an object.
+
+STUDY_TEXT = {"patient_id": ("PatientID", 64), "patient_name": ("PatientName", 324),
+              "patient_birth_date": ("PatientBirthDate", 8), "patient_sex": ("PatientSex", 16),
+              "study_date": ("StudyDate", 8), "study_time": ("StudyTime", 16),
+              "accession_number": ("AccessionNumber", 16),
+              "study_description": ("StudyDescription", 64),
+              "referring_physician_name": ("ReferringPhysicianName", 324),
+              "study_id": ("StudyID", 16)}
+SERIES_TEXT = {"modality": ("Modality", 16), "series_description": ("SeriesDescription", 64),
+               "body_part_examined": ("BodyPartExamined", 16)}
+INT32 = (-(1 << 31), (1 << 31) - 1)  # the index's Integer columns
+
+
 def _text(ds: Dataset, keyword: str, limit: int) -> str:
     value = ds.get(keyword, "")
-    return str(value if value is not None else "")[:limit]
+    # PostgreSQL text cannot hold NUL, which no DICOM text value may contain anyway.
+    return str(value if value is not None else "").replace("\x00", "")[:limit]
 
 
 def _int(ds: Dataset, keyword: str) -> int | None:
     try:
         value = ds.get(keyword)
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
+        number = int(value) if value not in (None, "") else None
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if number is None or INT32[0] <= number <= INT32[1] else None
 
 
-def parse(data: bytes) -> Dataset:
-    """The object's attributes (pixel data is not decoded here), or IngestError."""
+@dataclass(frozen=True)
+class _Index:
+    """The index rows' values, read once while a malformed value can still be refused."""
+
+    study: dict[str, Any]
+    series: dict[str, Any]
+    instance: dict[str, Any]
+
+
+def _index(ds: Dataset) -> _Index:
+    return _Index(
+        study={column: _text(ds, k, n) for column, (k, n) in STUDY_TEXT.items()},
+        series={**{column: _text(ds, k, n) for column, (k, n) in SERIES_TEXT.items()},
+                "series_number": _int(ds, "SeriesNumber")},
+        instance={"sop_class_uid": str(ds.SOPClassUID),
+                  "instance_number": _int(ds, "InstanceNumber"),
+                  "transfer_syntax_uid": str(ds.file_meta.TransferSyntaxUID),
+                  "rows": _int(ds, "Rows"), "columns": _int(ds, "Columns"),
+                  "number_of_frames": _int(ds, "NumberOfFrames")})
+
+
+def _parse(data: bytes) -> tuple[Dataset, _Index]:
+    _check_structure(data)
     try:
         ds = dcmread(io.BytesIO(data), stop_before_pixels=True)
-    except (InvalidDicomError, EOFError, ValueError, TypeError, KeyError, OSError) as exc:
-        raise IngestError(f"not a readable DICOM object: {exc}") from None
-    missing = [k for k in REQUIRED_UIDS if not str(ds.get(k, "") or "")]
-    if missing:
-        raise IngestError(f"missing {', '.join(missing)}")
+        # Convert every element now: one pydicom cannot read (bad VR, bad character set)
+        # would otherwise fail later, when the object is served.
+        for _ in ds.iterall():
+            pass
+        missing = [k for k in REQUIRED_UIDS if not str(ds.get(k, "") or "")]
+        if missing:
+            raise IngestError(f"missing {', '.join(missing)}")
+        index = _index(ds)
+    except IngestError:
+        raise
+    except Exception as exc:  # pydicom raises many kinds on malformed input: all mean this
+        raise IngestError(f"not a readable DICOM object: {type(exc).__name__}: {exc}"
+                          ) from None
     for keyword in REQUIRED_UIDS:
         value = str(ds.get(keyword))
         if len(value) > 64 or not UID.match(value):
             raise IngestError(f"{keyword} is not a valid UID: {value[:80]!r}")
-    if "TransferSyntaxUID" not in getattr(ds, "file_meta", Dataset()):
-        raise IngestError("no file meta information (transfer syntax)")
-    return ds
+    return ds, index
 
 
-async def _series(session: AsyncSession, ds: Dataset) -> DicomSeries:
+def parse(data: bytes) -> Dataset:
+    """The object's attributes (pixel data is not decoded here), or IngestError."""
+    return _parse(data)[0]
+
+
+async def _series(session: AsyncSession, ds: Dataset, index: _Index) -> DicomSeries:
     study_uid, series_uid = str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)
     study = await session.scalar(
         select(DicomStudy).where(DicomStudy.study_instance_uid == study_uid))
     if study is None:
-        study = DicomStudy(
-            study_instance_uid=study_uid, patient_id=_text(ds, "PatientID", 64),
-            patient_name=_text(ds, "PatientName", 324),
-            patient_birth_date=_text(ds, "PatientBirthDate", 8),
-            patient_sex=_text(ds, "PatientSex", 16), study_date=_text(ds, "StudyDate", 8),
-            study_time=_text(ds, "StudyTime", 16),
-            accession_number=_text(ds, "AccessionNumber", 16),
-            study_description=_text(ds, "StudyDescription", 64),
-            referring_physician_name=_text(ds, "ReferringPhysicianName", 324),
-            study_id=_text(ds, "StudyID", 16))
+        study = DicomStudy(study_instance_uid=study_uid, **index.study)
         session.add(study)
         await session.flush()
     series = await session.scalar(
         select(DicomSeries).where(DicomSeries.series_instance_uid == series_uid))
     if series is None:
-        series = DicomSeries(
-            series_instance_uid=series_uid, study_id=study.id,
-            modality=_text(ds, "Modality", 16), series_number=_int(ds, "SeriesNumber"),
-            series_description=_text(ds, "SeriesDescription", 64),
-            body_part_examined=_text(ds, "BodyPartExamined", 16))
+        series = DicomSeries(series_instance_uid=series_uid, study_id=study.id, **index.series)
         session.add(series)
         await session.flush()
     elif series.study_id != study.id:
@@ -102,10 +292,22 @@ async def ingest(sessions: async_sessionmaker[AsyncSession], data_dir: Path, dat
     """Store ``data`` (a DICOM file: preamble, file meta, dataset, as received) durably.
 
     The file is on disk (fsynced) and indexed in one committed transaction before this
-    returns; a repeated SOP Instance UID is a success that changes nothing. On any failure
-    the file is removed and the transaction rolled back.
+    returns; a repeated SOP Instance UID is a success that changes nothing. A malformed
+    object raises IngestError; a failure to keep it raises the OSError or database error.
+    Either way the file is removed and the transaction rolled back.
     """
-    ds = parse(data)
+    ds, index = _parse(data)
+    try:
+        return await _store(sessions, data_dir, data, received_from, ds, index)
+    except IntegrityError:
+        # Another association stored this study, series or instance between our look-up
+        # and our insert (a modality pushing a new study on parallel associations); it
+        # has committed, so a second pass finds its rows.
+        return await _store(sessions, data_dir, data, received_from, ds, index)
+
+
+async def _store(sessions: async_sessionmaker[AsyncSession], data_dir: Path, data: bytes,
+                 received_from: str, ds: Dataset, index: _Index) -> Ingested:
     sop_uid = str(ds.SOPInstanceUID)
     root = store.store_root(data_dir)
     relative = store.relative_path(str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), sop_uid)
@@ -116,24 +318,19 @@ async def ingest(sessions: async_sessionmaker[AsyncSession], data_dir: Path, dat
             return Ingested(sop_uid, str(ds.StudyInstanceUID), duplicate=True)
         written = False
         try:
-            series = await _series(session, ds)
+            series = await _series(session, ds, index)
             session.add(DicomInstance(
-                sop_instance_uid=sop_uid, series_id=series.id,
-                sop_class_uid=str(ds.SOPClassUID), instance_number=_int(ds, "InstanceNumber"),
-                transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
-                rows=_int(ds, "Rows"), columns=_int(ds, "Columns"),
-                number_of_frames=_int(ds, "NumberOfFrames"), path=relative,
-                size_bytes=len(data), received_from=received_from[:64]))
+                sop_instance_uid=sop_uid, series_id=series.id, path=relative,
+                size_bytes=len(data), received_from=received_from[:64], **index.instance))
             await session.flush()
-            try:
-                store.write_atomically(root, relative, data)
-            except OSError as exc:
-                raise IngestError(f"cannot write the object: {exc.strerror or exc}") from None
+            store.write_atomically(root, relative, data)
             written = True
             await session.commit()
         except BaseException:
-            await session.rollback()
+            # The file goes first: a rollback that fails too (connection lost) must not
+            # leave a file that no index row points to.
             if written:
                 store.remove(root, relative)
+            await session.rollback()
             raise
     return Ingested(sop_uid, str(ds.StudyInstanceUID), duplicate=False)

@@ -6,10 +6,12 @@ import asyncio
 from functools import partial
 
 from aiohttp import web
+from sqlalchemy import select
 
 from app.appkeys import SESSIONS, SETTINGS
 from app.pacs.ingest import ingest
-from app.pacs.scp import StoreScp
+from app.pacs.models import NodeKind, PacsNode
+from app.pacs.scp import StoreScp, tls_context
 
 SCP = web.AppKey("dicom_scp", StoreScp)
 
@@ -19,12 +21,18 @@ def setup_pacs(app: web.Application) -> None:
         settings = app[SETTINGS]
         if settings.dicom_port == 0:
             return  # disabled (tests start their own)
+        tls = None
+        if settings.dicom_tls_cert and settings.dicom_tls_key:
+            tls = tls_context(settings.dicom_tls_cert, settings.dicom_tls_key,
+                              settings.dicom_tls_ca)
         scp = StoreScp(
             settings.dicom_ae_title, settings.host, settings.dicom_port,
             settings.dicom_allowed_callers,
-            partial(ingest, app[SESSIONS], settings.data_dir), asyncio.get_running_loop())
+            partial(ingest, app[SESSIONS], settings.data_dir), asyncio.get_running_loop(),
+            ssl_context=tls)
         await asyncio.to_thread(scp.start)
         app[SCP] = scp
+        await refresh_callers(app)
 
     async def stop_scp(app: web.Application) -> None:
         scp = app.get(SCP)
@@ -33,3 +41,19 @@ def setup_pacs(app: web.Application) -> None:
 
     app.on_startup.append(start_scp)
     app.on_cleanup.append(stop_scp)
+
+
+async def refresh_callers(app: web.Application) -> None:
+    """Who may push to the SCP, after a change of the PACS nodes: the AE titles of
+    HOICHAN_DICOM_ALLOWED_CALLERS, and with HOICHAN_DICOM_CALLERS_FROM_NODES those of the
+    DIMSE nodes (then nobody else, even with no node yet)."""
+    scp, settings = app.get(SCP), app[SETTINGS]
+    if scp is None:
+        return
+    callers: set[str] | None = set(settings.dicom_allowed_callers) or None
+    if settings.dicom_callers_from_nodes:
+        async with app[SESSIONS]() as session:
+            nodes = set(await session.scalars(
+                select(PacsNode.ae_title).where(PacsNode.kind == NodeKind.dimse)))
+        callers = (callers or set()) | nodes
+    scp.allow_callers(callers)

@@ -306,13 +306,14 @@ async def test_an_import_cut_off_by_a_restart_runs_again(world, pacs):
         assert job["instances_done"] == SLICES
 
 
-async def dcmtk(*args: str) -> str:
+async def dcmtk(*args: str, check: bool = True) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "TCP_NODELAY": "1"})
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, out.decode(errors="replace")
-    return out.decode(errors="replace")
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0 or not check, text
+    return proc.returncode or 0, text
 
 
 async def test_our_search_finds_what_dcmtk_findscu_finds(app_client, world, pacs):
@@ -324,7 +325,7 @@ async def test_our_search_finds_what_dcmtk_findscu_finds(app_client, world, pacs
     for keys, params in ((["PatientName=PHAM*"], {"patient_name": "PHAM*"}),
                          (["StudyDate=20261003-"], {"study_date_from": "2026-10-03"}),
                          (["PatientID=REMOTE-7"], {"patient_id": "REMOTE-7"})):
-        out = await dcmtk("findscu", "-S", "-aet", "HOICHAN", "-aec", pacs.aet,
+        _, out = await dcmtk("findscu", "-S", "-aet", "HOICHAN", "-aec", pacs.aet,
                           "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID",
                           *[a for k in keys for a in ("-k", k)],
                           "127.0.0.1", str(pacs.dicom_port))
@@ -344,3 +345,45 @@ async def test_dcmtk_movescu_sends_a_study_from_the_pacs_to_our_scp(app_client, 
         rows = list(await session.scalars(select(DicomInstance)))
     assert len(rows) == SLICES and {r.received_from.split("@")[0] for r in rows} == \
         {"ORTHANC"}
+
+
+async def test_patching_a_node_with_nulls_clears_or_refuses(app_client, world, pacs):
+    admin = world.auth("admin")
+    node = await add_node(app_client, world, pacs, "Orthanc", **dimse(pacs))
+    for body, field in (({"port": None}, None), ({"ae_title": None}, None),
+                        ({"name": None}, "name"), ({"retrieve": None}, "retrieve")):
+        r = await app_client.patch(f"/api/pacs-nodes/{node}", json=body, headers=admin)
+        assert r.status == 422, (body, await r.text())
+        if field:
+            assert (await r.json())["error"]["field"] == field
+    r = await app_client.patch(f"/api/pacs-nodes/{node}",
+                               json={"port": None, "host": None, "ae_title": None,
+                                     "kind": "dicomweb"}, headers=admin)
+    assert r.status == 422  # the kind is fixed when the node is made
+    r = await app_client.get(f"/api/pacs-nodes/{node}", headers=admin)
+    assert r.status == 200 and (await r.json())["port"] == pacs.dicom_port
+
+
+async def test_the_scp_can_admit_only_the_configured_nodes(world, pacs):
+    """With HOICHAN_DICOM_CALLERS_FROM_NODES, the AE titles of the DIMSE nodes are the ones
+    let in, following the nodes as admins add and remove them."""
+    settings = make_settings(world.settings.database_url, world.settings.data_dir,
+                             dicom_port=pacs.scp_port, dicom_callers_from_nodes=True)
+
+    async def echo(calling: str) -> bool:
+        rc, _ = await dcmtk("echoscu", "-aet", calling, "-aec", "HOICHAN", "127.0.0.1",
+                            str(pacs.scp_port), check=False)
+        return rc == 0
+
+    async with TestClient(TestServer(create_app(settings))) as client:
+        assert not await echo("ORTHANC")  # no node yet: nobody
+        node = await add_node(client, world, pacs, "Orthanc", **dimse(pacs))
+        assert await echo("ORTHANC") and not await echo("INTRUDER")
+        r = await client.post(
+            f"/api/consultations/{world.consultation_id}/cases/{await new_case(client, world)}"
+            "/imports", json={"node_id": node, "study_instance_uid": STUDY},
+            headers=world.auth("coordinator"))
+        assert (await wait_for(client, world, (await r.json())["id"]))["status"] == "done"
+        r = await client.delete(f"/api/pacs-nodes/{node}", headers=world.auth("admin"))
+        assert r.status == 204
+        assert not await echo("ORTHANC")

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import socket
+import struct
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -12,6 +18,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
+from pynetdicom import _config as pynetdicom_config
 from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 from sqlalchemy import func, select
 
@@ -34,20 +41,30 @@ FILES = {
 }
 
 
-@pytest.fixture
-async def scp(settings, tmp_path):
-    engine = create_engine(settings.database_url)
+@asynccontextmanager
+async def open_scp(database_url: str, data_dir: Path, allowed_callers: tuple[str, ...] = (),
+                   **options: Any) -> AsyncIterator[StoreScp]:
+    """Our SCP on a free port, ingesting into ``data_dir``; ``sessions`` and ``root`` are
+    attached for the tests' checks."""
+    engine = create_engine(database_url)
     sessions = session_factory(engine)
-    server = StoreScp("HOICHAN", "127.0.0.1", 0, (), partial(ingest, sessions, tmp_path),
-                      asyncio.get_running_loop())
+    server = StoreScp("HOICHAN", "127.0.0.1", 0, allowed_callers,
+                      partial(ingest, sessions, data_dir), asyncio.get_running_loop(),
+                      **options)
     server.start()
     server.sessions = sessions  # type: ignore[attr-defined]
-    server.root = store_root(tmp_path)  # type: ignore[attr-defined]
+    server.root = store_root(data_dir)  # type: ignore[attr-defined]
     try:
         yield server
     finally:
         server.stop()
         await engine.dispose()
+
+
+@pytest.fixture
+async def scp(settings, tmp_path):
+    async with open_scp(settings.database_url, tmp_path) as server:
+        yield server
 
 
 async def run(*args: str) -> tuple[int, str]:
@@ -57,10 +74,12 @@ async def run(*args: str) -> tuple[int, str]:
     return proc.returncode or 0, out.decode(errors="replace")
 
 
-async def storescu(scp, path: str, *options: str, calling: str = "PACS") -> str:
+async def storescu(scp, paths: str | Sequence[str], *options: str,
+                   calling: str = "PACS") -> str:
     # storescu exits 0 even when the store failed: callers check what we hold.
+    files = [paths] if isinstance(paths, str) else list(paths)
     _, out = await run("storescu", "-aet", calling, "-aec", "HOICHAN", *options, "127.0.0.1",
-                       str(scp.port), path)
+                       str(scp.port), *files)
     return out
 
 
@@ -125,7 +144,7 @@ async def test_duplicate_is_idempotent(scp):
     assert files[0].stat().st_mtime_ns == stamp
 
 
-def _send(port: int, ds: pydicom.Dataset) -> int:
+def _send(port: int, ds: pydicom.Dataset | Path) -> int:
     ae = AE(ae_title="PACS")
     ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
     assoc = ae.associate("127.0.0.1", port, ae_title="HOICHAN")
@@ -163,19 +182,118 @@ async def test_malformed_objects_are_refused_and_nothing_is_kept(scp, caplog, ch
 
 
 async def test_only_configured_callers_may_store(settings, tmp_path):
-    engine = create_engine(settings.database_url)
-    server = StoreScp("HOICHAN", "127.0.0.1", 0, ("ORTHANC",),
-                      partial(ingest, session_factory(engine), tmp_path),
-                      asyncio.get_running_loop())
-    server.start()
-    try:
+    async with open_scp(settings.database_url, tmp_path, ("ORTHANC",)) as server:
         path = get_testdata_file("CT_small.dcm")
         out = await storescu(server, path, calling="STRANGER")
-        assert "Association Rejected" in out
+        assert "Association Rejected" in out and "Calling AE Title Not Recognized" in out
+        assert await count(server, DicomInstance) == 0
+        nothing_is_stored(server)
         await storescu(server, path, calling="ORTHANC")
-        async with session_factory(engine)() as s:
+        async with server.sessions() as s:
             rows = list(await s.scalars(select(DicomInstance)))
         assert [r.received_from.split("@")[0] for r in rows] == ["ORTHANC"]
+
+
+def _ct_file() -> tuple[bytes, int]:
+    """CT_small under a new SOP Instance UID, as a Part 10 file, and where its dataset
+    starts (after the file meta group, whose length pydicom always writes)."""
+    buffer = io.BytesIO()
+    _ct().save_as(buffer, enforce_file_format=True)
+    data = buffer.getvalue()
+    assert data[132:136] == b"\x02\x00\x00\x00"  # (0002,0000) File Meta Group Length
+    return data, 144 + struct.unpack_from("<I", data, 140)[0]
+
+
+def _patch(data: bytes, at: bytes, offset: int, value: bytes) -> bytes:
+    """``data`` with ``value`` written ``offset`` bytes into the element starting with
+    ``at`` (a little-endian tag)."""
+    where = data.index(at) + offset
+    return data[:where] + value + data[where + len(value):]
+
+
+PIXEL_DATA, PATIENT_NAME = b"\xe0\x7f\x10\x00", b"\x10\x00\x10\x00"
+BAD_DATASETS = {
+    # name: (dataset bytes from the whole file and the dataset's offset, logged reason)
+    "cut inside the pixel data": (lambda d, o: d[o:-1000], "declares 32768 bytes"),
+    "cut inside an element header": (lambda d, o: d[o:o + 1000], "header cut short"),
+    "huge element length": (lambda d, o: _patch(d, PIXEL_DATA, 8, b"\xf0\xff\xff\xff")[o:],
+                            "declares 4294967280 bytes"),
+    "bad VR": (lambda d, o: _patch(d, PATIENT_NAME, 4, b"ZZ")[o:], "unknown VR 'ZZ'"),
+    # A sender that puts the whole file, preamble and all, where the dataset goes.
+    "preamble and file meta inside the dataset": (lambda d, o: d, "unknown VR"),
+}
+
+
+def _send_raw(port: int, path: Path) -> int:
+    """C-STORE of the file's bytes after its file meta, sent as they are (undecoded)."""
+    pynetdicom_config.STORE_SEND_CHUNKED_DATASET = True
+    try:
+        return _send(port, path)
     finally:
-        server.stop()
-        await engine.dispose()
+        pynetdicom_config.STORE_SEND_CHUNKED_DATASET = False
+
+
+async def push_succeeds(scp) -> None:
+    """A normal storescu push after the bad input is stored."""
+    path = get_testdata_file("CT_small.dcm")
+    await storescu(scp, path)
+    async with scp.sessions() as s:
+        assert await s.scalar(select(DicomInstance.sop_instance_uid)) == \
+            pydicom.dcmread(path).SOPInstanceUID
+
+
+def nothing_is_stored(scp) -> None:
+    assert not scp.root.exists() or not [p for p in scp.root.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("name", BAD_DATASETS)
+async def test_malformed_bytes_at_the_dicom_port_are_refused(scp, caplog, tmp_path, name):
+    mangle, reason = BAD_DATASETS[name]
+    data, offset = _ct_file()
+    path = tmp_path / "bad.dcm"
+    path.write_bytes(data[:offset] + mangle(data, offset))
+    assert await asyncio.to_thread(_send_raw, scp.port, path) == 0xC000
+    assert reason in caplog.text
+    assert await count(scp, DicomInstance) == 0 and await count(scp, DicomStudy) == 0
+    nothing_is_stored(scp)
+    await push_succeeds(scp)
+
+
+def _propose(port: int, transfer_syntax: str) -> list[int]:
+    ae = AE(ae_title="PACS")
+    ae.add_requested_context(CTImageStorage, transfer_syntax)
+    assoc = ae.associate("127.0.0.1", port, ae_title="HOICHAN")
+    # pynetdicom aborts an association in which no context was accepted.
+    assert not assoc.is_established
+    return [int(c.result) for c in assoc.rejected_contexts]
+
+
+async def test_a_transfer_syntax_we_do_not_accept_is_rejected(scp):
+    private_syntax = "1.2.826.0.1.3680043.9.7777.99.1"
+    results = await asyncio.to_thread(_propose, scp.port, private_syntax)
+    assert results == [0x04]  # PS3.8 9.3.3.2: transfer syntaxes not supported
+    nothing_is_stored(scp)
+    await push_succeeds(scp)
+
+
+def _raw_exchange(port: int, payload: bytes) -> bytes:
+    """What the SCP answers to ``payload`` on a bare TCP connection, until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(payload)
+        answer = b""
+        while chunk := s.recv(1024):
+            answer += chunk
+        return answer
+
+
+@pytest.mark.parametrize("payload,reason", [
+    (b"GET / HTTP/1.1\r\nHost: pacs\r\n\r\n" + bytes(range(256)) * 8, 1),  # unrecognized
+    (b"\x04\x00\x00\x00\x00\x10" + b"\x00" * 16, 2),  # a P-DATA before any association
+    (b"\x01\x00\xff\xff\xff\xf0" + bytes(range(256)), 6),  # a 4 GB association request
+])
+async def test_garbage_on_the_dicom_port_is_aborted(scp, payload, reason):
+    answer = await asyncio.to_thread(_raw_exchange, scp.port, payload)
+    # A-ABORT (PS3.8 9.3.8) from the service provider, then the connection is closed.
+    assert answer == bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 2, reason])
+    nothing_is_stored(scp)
+    await push_succeeds(scp)
