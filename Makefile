@@ -8,14 +8,20 @@ PIP := $(BIN)/pip install --disable-pip-version-check -q -c requirements.lock
 TEST_APT := orthanc orthanc-dicomweb dcmtk chromium fonts-liberation
 TEST_CMDS := /usr/sbin/Orthanc /usr/bin/storescu /usr/bin/chromium
 
-.PHONY: run test deps test-deps system-deps migrate clean
+# The browser app (TypeScript, Vite): installed exactly from package-lock.json, rebuilt into
+# frontend/dist only when a source or the lockfile changed. Needs Node.js 20.19+ and npm.
+NPM ?= npm
+FRONTEND_SRC := $(shell find frontend/src -type f 2>/dev/null) \
+	frontend/index.html frontend/vite.config.ts frontend/tsconfig.json frontend/package.json
 
-run: deps
+.PHONY: run test deps test-deps system-deps frontend frontend-deps frontend-test migrate clean
+
+run: deps frontend
 	$(BIN)/hoichan migrate
 	$(BIN)/hoichan seed-demo
 	$(BIN)/hoichan serve
 
-test: test-deps system-deps
+test: test-deps system-deps frontend frontend-test
 	$(BIN)/pytest -q
 
 $(BIN)/python:
@@ -40,8 +46,23 @@ system-deps:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(TEST_APT); \
 	fi
 
+frontend/node_modules/.installed: frontend/package.json frontend/package-lock.json
+	@command -v $(NPM) >/dev/null || { echo "Node.js 20.19+ with npm is needed to build frontend/"; exit 1; }
+	cd frontend && $(NPM) ci --prefer-offline --no-audit --no-fund
+	touch $@
+
+frontend/dist/index.html: frontend/node_modules/.installed $(FRONTEND_SRC)
+	cd frontend && $(NPM) run build
+	touch $@
+
+frontend-deps: frontend/node_modules/.installed
+frontend: frontend/dist/index.html
+
+frontend-test: frontend-deps
+	cd frontend && $(NPM) test
+
 migrate: deps
 	$(BIN)/hoichan migrate
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var frontend/node_modules frontend/dist

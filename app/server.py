@@ -12,6 +12,7 @@ from app.dicomweb.routes import setup_dicomweb
 from app.errors import error_middleware
 from app.pacs.imports import setup_imports
 from app.pacs.setup import setup_pacs
+from app.web import setup_web
 from signaling.server import setup_signaling
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -29,6 +30,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_pacs(app)
     setup_imports(app)
     setup_dicomweb(app)
+    setup_web(app)  # last: the browser app answers only what no other route does
 
     async def dispose_engine(_: web.Application) -> None:
         await engine.dispose()

@@ -42,6 +42,8 @@ class EventSpec:
     model: type[Payload]
     action: Action
     handler: Handler
+    #: Tokens of the connection's rate limit one event takes: the laser pointer streams.
+    cost: float = 1.0
 
 
 EVENTS: dict[str, EventSpec] = {
@@ -58,7 +60,9 @@ EVENTS: dict[str, EventSpec] = {
     "control:release": EventSpec(Empty, Action.RELEASE_CONTROL, controls.release_control),
     "control:request": EventSpec(Empty, Action.PRESENCE, viewer.request_control),
     "viewer:state": EventSpec(ViewerStateIn, Action.PRESENCE, viewer.set_state),
-    "viewer:pointer": EventSpec(PointerIn, Action.PRESENCE, viewer.pointer),
+    "viewer:pointer": EventSpec(PointerIn, Action.PRESENCE, viewer.pointer, cost=0.25),
+    "control:cancel": EventSpec(Empty, Action.PRESENCE, viewer.cancel_request),
+    "control:deny": EventSpec(Target, Action.MODERATE, viewer.deny_request),
     "hand:raise": EventSpec(Empty, Action.RAISE_HAND, controls.raise_hand),
     "hand:lower": EventSpec(LowerHand, Action.RAISE_HAND, controls.lower_hand),
     "chat:send": EventSpec(ChatSend, Action.CHAT, chat.send),

@@ -98,7 +98,8 @@ class RoomNamespace(socketio.AsyncNamespace):
         if conn is None:
             return await self._error(sid, event, SignalingError(
                 errors.NOT_JOINED, "connect with a join token first"))
-        if not conn.bucket.take():
+        spec = EVENTS.get(event)
+        if not conn.bucket.take(spec.cost if spec is not None else 1.0):
             return await self._throttled(conn, event)
         try:
             return await self._run(conn, event, args)

@@ -27,17 +27,13 @@ async def snapshot(hub: Hub, room_id: int, member: Member) -> dict[str, Any]:
         "members": [m.public() for m in members if m.admitted],
         "hands": await hub.state.hands(room_id),
         "control_holder": await hub.state.control_holder(room_id),
-        "viewer": _viewer(await hub.state.viewer(room_id)),
+        "viewer": viewer.public() if (viewer := await hub.state.viewer(room_id)) else None,
         "auto_admit": await hub.state.auto_admit(room_id),
         "chat": await chat.history(hub.sessions, room_id),
     }
     if member.role is RoomRole.host:
         view["lobby"] = [m.public() for m in members if not m.admitted]
     return view
-
-
-def _viewer(current: tuple[int, dict[str, Any]] | None) -> dict[str, Any] | None:
-    return {"seq": current[0], "state": current[1]} if current else None
 
 
 async def lobby_changed(hub: Hub, room_id: int) -> None:

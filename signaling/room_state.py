@@ -68,6 +68,18 @@ class Member:
 
 
 @dataclass(frozen=True)
+class ViewerState:
+    """The room's shared view: who set it last, and its sequence number."""
+
+    seq: int
+    by: str
+    state: dict[str, Any]
+
+    def public(self) -> dict[str, Any]:
+        return {"seq": self.seq, "by": self.by, "state": self.state}
+
+
+@dataclass(frozen=True)
 class RoomLimits:
     max_publishers: int
     max_observers: int
@@ -126,11 +138,11 @@ class RoomState(Protocol):
         """NOT_FOUND unless ``participant_id`` is an admitted member (or None)."""
         ...
 
-    async def viewer(self, room_id: int) -> tuple[int, dict[str, Any]] | None:
-        """The shared viewer state and its sequence number, or None before the first."""
+    async def viewer(self, room_id: int) -> ViewerState | None:
+        """The shared viewer state, or None before the first."""
         ...
 
-    async def set_viewer(self, room_id: int, state: dict[str, Any]) -> int:
+    async def set_viewer(self, room_id: int, by: str, state: dict[str, Any]) -> int:
         """Replaces the shared viewer state; returns its new sequence number."""
         ...
 
@@ -161,8 +173,7 @@ class _Room:
     auto_admit: bool = False
     control_holder: str | None = None
     hands: list[str] = field(default_factory=list)
-    viewer: dict[str, Any] | None = None
-    viewer_seq: int = 0
+    viewer: ViewerState | None = None
 
 
 class InProcessRoomState:
@@ -284,14 +295,15 @@ class InProcessRoomState:
             raise SignalingError(NOT_FOUND, f"{participant_id!r} is not admitted to the room")
         self._room(room_id).control_holder = participant_id
 
-    async def viewer(self, room_id: int) -> tuple[int, dict[str, Any]] | None:
+    async def viewer(self, room_id: int) -> ViewerState | None:
         room = self._rooms.get(room_id)
-        return (room.viewer_seq, room.viewer) if room and room.viewer is not None else None
+        return room.viewer if room else None
 
-    async def set_viewer(self, room_id: int, state: dict[str, Any]) -> int:
+    async def set_viewer(self, room_id: int, by: str, state: dict[str, Any]) -> int:
         room = self._room(room_id)
-        room.viewer, room.viewer_seq = state, room.viewer_seq + 1
-        return room.viewer_seq
+        seq = room.viewer.seq + 1 if room.viewer else 1
+        room.viewer = ViewerState(seq, by, state)
+        return seq
 
     async def hands(self, room_id: int) -> list[str]:
         room = self._rooms.get(room_id)

@@ -107,6 +107,10 @@ class Viewport(Payload):
 
     study_uid: Uid | None = None
     series_uid: Uid | None = None
+    #: The image shown; clients sort a series alike, but the instance (and its frame) is
+    #: what identifies it, the index only a hint.
+    sop_uid: Uid | None = None
+    frame: Annotated[int, Field(ge=1, le=100_000)] = 1
     image_index: Annotated[int, Field(ge=0, le=100_000)] = 0
     window_center: Coordinate | None = None
     window_width: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] | None = None
@@ -124,7 +128,9 @@ class Measurement(Payload):
     id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     tool: Literal["length", "angle", "roi", "arrow"]
     viewport: Annotated[int, Field(ge=0, le=1)] = 0
-    #: Image (world) coordinates in millimetres, so every screen size draws them alike.
+    #: Patient (world) coordinates in millimetres in this frame of reference, so every
+    #: screen size draws them alike.
+    frame_of_reference_uid: Uid | None = None
     points: list[Point] = Field(min_length=1, max_length=16)
     label: Annotated[str, StringConstraints(max_length=200)] = ""
 
@@ -139,7 +145,8 @@ class ViewerStateIn(Payload):
 
 
 class PointerIn(Payload):
-    """The laser pointer: a position in the viewport, 0-1 across and down; None hides it."""
+    """The laser pointer as fractions of the image's columns and rows (0-1), so it lands on
+    the same anatomy however each screen fits the image; None hides it."""
 
     viewport: Annotated[int, Field(ge=0, le=1)] = 0
     x: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None

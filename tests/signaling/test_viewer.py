@@ -25,7 +25,8 @@ async def test_the_controller_drives_every_viewer_and_late_joiners_open_there(ro
     doctor = await room.admitted(host, "TBI")
     observer = await room.admitted(host, "GTI", role="observer")
 
-    # Nobody holds control: the presenter drives.
+    # Nobody holds control: the presenter drives, not the host beside it.
+    assert (await host.call("viewer:state", view(2)))["error"]["code"] == "forbidden"
     ack = await presenter.call("viewer:state", view(57, -600, 1500))
     assert ack == {"ok": True, "seq": 1}
     for peer in (host, doctor, observer):
@@ -65,7 +66,7 @@ async def test_the_controller_drives_every_viewer_and_late_joiners_open_there(ro
     late = await room.admitted(host, "HLY")
     assert late.join_ack is not None
     snap = late.join_ack["snapshot"] or (late.seen("room:admitted")[0]["snapshot"])
-    assert snap["viewer"]["seq"] == 2
+    assert snap["viewer"]["seq"] == 2 and snap["viewer"]["by"] == doctor.participant_id
     assert snap["viewer"]["state"]["viewports"][0]["image_index"] == 120
     assert snap["control_holder"] == doctor.participant_id
 
@@ -97,3 +98,23 @@ async def test_saving_the_record_is_announced_to_the_room(room: Room):
         saved = await peer.wait("record:saved")
         assert saved["conclusion"] == "Adenocarcinoma RUL, T2N1"
         assert saved["treatment_plan"] == "Lobectomy" and saved["author"]["name"]
+
+
+async def test_the_host_drives_without_a_presenter_and_answers_requests(room: Room):
+    host = await room.joined("BM")
+    doctor = await room.admitted(host, "TBI")
+    assert (await host.call("viewer:state", view(9)))["seq"] == 1
+    await doctor.call("control:request")
+    await host.wait("control:requested")
+    await doctor.call("control:cancel")
+    assert await host.wait("control:request_cancelled") == \
+        {"participant_id": doctor.participant_id}
+    await doctor.call("control:request")
+    assert await host.call("control:deny", {"participant_id": doctor.participant_id}) == \
+        {"ok": True}
+    assert await doctor.wait("control:denied") == {"by": host.participant_id}
+    assert (await doctor.call("control:deny", {"participant_id": host.participant_id}))[
+        "error"]["code"] == "forbidden"
+    # The pointer streams: it costs a quarter of an ordinary event of the rate limit.
+    acks = [await host.call("viewer:pointer", {"x": i / 200, "y": 0.5}) for i in range(150)]
+    assert all(a == {"ok": True} for a in acks)

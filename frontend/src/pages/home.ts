@@ -1,0 +1,69 @@
+import { myConsultations, type Consultation } from "../api";
+import { errorBox, h, replaceChildren } from "../dom";
+import { formatWindow } from "../format";
+import type { Page } from "../router";
+import { ApiError, SessionExpired, type Session } from "../session";
+import { strings } from "../strings";
+import { topBar } from "./chrome";
+
+export function roomPath(id: number): string {
+  return `/consultations/${id}/room`;
+}
+
+function card(c: Consultation): HTMLElement {
+  const when = formatWindow(c.start, c.end, c.timezone);
+  const role = c.my_room_role ?? null;
+  return h(
+    "li",
+    { class: "consultation", "data-testid": "consultation", "data-consultation-id": c.id },
+    h(
+      "div",
+      { class: "consultation-main" },
+      h("h3", {}, c.title),
+      h("p", { class: "when" }, strings.timeWindow(when.start, when.end, c.timezone)),
+      h(
+        "p",
+        { class: "meta" },
+        h("span", { class: `status status-${c.status}` }, strings.status(c.status)),
+        " · ",
+        `${strings.hostHospital}: ${strings.hospitalWithTier(c.host_hospital.name, c.host_hospital.tier)}`,
+        role ? ` · ${strings.yourRole}: ${strings.role(role)}` : "",
+        ` · ${strings.cases(c.cases.length)}`,
+      ),
+    ),
+    h("a", { class: "button primary", href: roomPath(c.id), "data-testid": "join" }, strings.join),
+  );
+}
+
+export function homePage(session: Session, signOut: () => void): Page {
+  const list = h("div", { class: "consultations", "aria-busy": "true" }, strings.loading);
+  const load = async () => {
+    list.setAttribute("aria-busy", "true");
+    replaceChildren(list, strings.loading);
+    try {
+      const items = await myConsultations(session);
+      items.sort((a, b) => a.start.localeCompare(b.start));
+      replaceChildren(
+        list,
+        items.length
+          ? h("ul", { class: "consultation-list", "data-testid": "consultation-list" }, items.map(card))
+          : h("p", { class: "empty" }, strings.homeEmpty),
+      );
+    } catch (err) {
+      if (err instanceof SessionExpired) return;
+      const text = err instanceof ApiError ? strings.serverError(err.message) : strings.networkError;
+      replaceChildren(list, errorBox(text, { label: strings.retry, run: () => void load() }));
+    } finally {
+      list.setAttribute("aria-busy", "false");
+    }
+  };
+  void load();
+  return {
+    el: h(
+      "div",
+      { class: "page home-page" },
+      topBar(session, signOut),
+      h("main", { class: "content" }, h("h1", {}, strings.homeTitle), list),
+    ),
+  };
+}

@@ -1,0 +1,152 @@
+"""End-to-end fixtures: the real server as `make run` starts it (migrate, seed-demo, serve, in
+a temporary data directory on a free port), serving the built frontend, and Debian's
+Chromium driven by Playwright. A failing test leaves a screenshot and the page's console in
+tmp/artifacts/ (or $HOICHAN_TEST_ARTIFACTS)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from tests.web.helpers import DEMO_PASSWORD, DemoServer, PageLog
+
+REPO = Path(__file__).resolve().parents[2]
+DIST = REPO / "frontend" / "dist"
+ARTIFACTS = Path(os.environ.get("HOICHAN_TEST_ARTIFACTS", REPO / "tmp" / "artifacts"))
+CHROMIUM = "/usr/bin/chromium"
+# notes/browser-webrtc.md: what Debian's Chromium needs here, headless as root.
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required", "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
+    if not (DIST / "index.html").is_file():
+        pytest.fail("frontend/dist is not built: run `make frontend` (make test does it)")
+    root = tmp_path_factory.mktemp("e2e-server")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOICHAN_")}
+    env.update(HOICHAN_DATA_DIR=str(root / "var"), HOICHAN_HOST="127.0.0.1",
+               HOICHAN_PORT=str(port), HOICHAN_DICOM_PORT="0",
+               HOICHAN_DEMO_PASSWORD=DEMO_PASSWORD)
+    cli = [sys.executable, "-m", "app.cli"]
+    for step in (["migrate"], ["seed-demo"]):
+        done = subprocess.run(cli + step, cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, f"hoichan {step[0]} failed:\n{done.stdout}\n{done.stderr}"
+    log = root / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(cli + ["serve"], cwd=REPO, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    server = DemoServer(f"http://127.0.0.1:{port}", root / "var", log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"hoichan serve exited with {proc.returncode}:\n{server.log_tail()}")
+            try:
+                with urllib.request.urlopen(server.url + "/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"hoichan serve did not answer in 30 s:\n{server.log_tail()}")
+            time.sleep(0.2)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Browser]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item,
+                               call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """Keeps each phase's report on the test item, for the page fixtures to see a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture
+def page_log() -> PageLog:
+    """The console of the `page` fixture's page."""
+    return PageLog()
+
+
+@pytest.fixture
+def open_page(browser: Browser, request: pytest.FixtureRequest
+              ) -> Iterator[Callable[[PageLog | None], Page]]:
+    """Opens pages, each in a fresh browser context (own storage, as another user's browser)
+    at 1280x720. On failure, each page's screenshot and console go to the artifacts."""
+    opened: list[tuple[BrowserContext, Page, PageLog]] = []
+
+    def open_one(log: PageLog | None = None) -> Page:
+        log = log or PageLog()
+        context = browser.new_context(viewport={"width": 1280, "height": 720})
+        pg = context.new_page()
+        pg.set_default_timeout(20_000)
+        pg.on("console", log.on_console)
+        pg.on("pageerror", lambda exc: log.errors.append(f"pageerror: {exc}"))
+        opened.append((context, pg, log))
+        return pg
+
+    try:
+        yield open_one
+    finally:
+        report = getattr(request.node, "rep_call", None)
+        failed = report is not None and report.failed
+        for n, (context, pg, log) in enumerate(opened):
+            if failed:
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)[-150:] + f"-{n}"
+                try:
+                    pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+                except Exception as exc:  # the page may be gone; keep the console anyway
+                    log.errors.append(f"(screenshot failed: {exc})")
+                (ARTIFACTS / f"{name}.console.txt").write_text(
+                    "\n".join(log.console + log.errors) + "\n")
+            context.close()
+
+
+@pytest.fixture
+def page(open_page: Callable[[PageLog | None], Page], page_log: PageLog) -> Page:
+    return open_page(page_log)
