@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -60,6 +61,12 @@ def _date_range(value: str) -> tuple[str, str]:
     if not m or not (m.group(1) or m.group(3)) or (m.group(2) is None and m.group(3)):
         raise ApiError(400, f"bad date match {value!r}: use YYYYMMDD or a range "
                        "YYYYMMDD-YYYYMMDD", field="StudyDate")
+    for day in (m.group(1), m.group(3)):
+        try:
+            if day:
+                datetime.strptime(day, "%Y%m%d")
+        except ValueError:
+            raise ApiError(400, f"{day} is not a calendar date", field="StudyDate") from None
     low = m.group(1) or "00000000"
     high = (m.group(3) or "99999999") if m.group(2) else low
     return low, high

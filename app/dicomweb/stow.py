@@ -4,9 +4,11 @@ C-STORE, so a stored object is on disk and indexed before it is reported."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.appkeys import SESSIONS, SETTINGS
 from app.db.models import PlatformRole
@@ -15,15 +17,24 @@ from app.dicomweb.dicomjson import DICOM_JSON, attr
 from app.errors import ApiError, forbidden
 from app.pacs.ingest import IngestError, ingest, parse
 
+log = logging.getLogger(__name__)
+
 MAX_PART_BYTES = 512 * 1024 * 1024
 PROCESSING_FAILURE = 0x0110
 CANNOT_UNDERSTAND = 0xC000
 STUDY_MISMATCH = 0xA900
 
 
+async def _next_part(reader: MultipartReader) -> BodyPartReader | MultipartReader | None:
+    try:
+        return await reader.next()
+    except ValueError as exc:  # how aiohttp reports a broken body
+        raise ApiError(400, f"malformed multipart body: {exc}") from None
+
+
 async def _read_part(part: BodyPartReader) -> bytes:
     chunks, size = [], 0
-    while chunk := await part.read_chunk(1024 * 1024):
+    while chunk := await _chunk(part):
         size += len(chunk)
         if size > MAX_PART_BYTES:
             raise ApiError(413, f"an instance is larger than {MAX_PART_BYTES} bytes")
@@ -44,7 +55,7 @@ async def store(request: web.Request) -> web.Response:
     failed: list[dict[str, Any]] = []
     studies: set[str] = set()
     reader = await request.multipart()
-    while (part := await reader.next()) is not None:
+    while (part := await _next_part(reader)) is not None:
         if not isinstance(part, BodyPartReader):
             raise ApiError(400, "nested multipart is not supported")
         data = await _read_part(part)
@@ -60,7 +71,10 @@ async def store(request: web.Request) -> web.Response:
         except IngestError:
             failed.append(_failure(sop_class, sop_uid, CANNOT_UNDERSTAND))
             continue
-        except OSError:
+        except (OSError, SQLAlchemyError):
+            # Could not be kept (disk, database): ingest left nothing of it; the client
+            # may send it again.
+            log.exception("STOW-RS of %s could not be stored", sop_uid)
             failed.append(_failure(sop_class, sop_uid, PROCESSING_FAILURE))
             continue
         studies.add(result.study_instance_uid)
@@ -75,6 +89,13 @@ async def store(request: web.Request) -> web.Response:
         body["00081198"] = {"vr": "SQ", "Value": failed}
     status = 200 if not failed else (202 if stored else 409)
     return web.Response(body=json.dumps(body).encode(), status=status, content_type=DICOM_JSON)
+
+
+async def _chunk(part: BodyPartReader) -> bytes:
+    try:
+        return await part.read_chunk(1024 * 1024)
+    except ValueError as exc:
+        raise ApiError(400, f"malformed multipart body: {exc}") from None
 
 
 def _failure(sop_class: str, sop_uid: str, reason: int) -> dict[str, Any]:

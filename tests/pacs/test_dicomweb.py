@@ -20,6 +20,7 @@ from app.db.models import AuditEvent
 from app.demo import DEMO_STUDY_UID
 from app.pacs.ingest import ingest
 from app.pacs.models import DicomInstance
+from app.pacs.store import store_root
 from app.pacs.synth import Patient, series, store_series
 
 OTHER_STUDY = "1.2.826.0.1.3680043.9.7777.1"
@@ -221,3 +222,64 @@ async def test_stow_rs_stores_through_the_same_ingest(client, world, stored):
     assert r.status == 409
     failure = (await r.json())["00081198"]["Value"][0]
     assert failure["00081197"]["Value"] == [0xC000]
+
+
+@pytest.mark.parametrize("params,field", [
+    ({"limit": "x"}, "limit"), ({"limit": "0"}, "limit"), ({"limit": "100000"}, "limit"),
+    ({"offset": "-1"}, "limit"), ({"StudyDate": "2026-11-20"}, None),
+    ({"StudyDate": "20261120-20261301"}, None), ({"NoSuchKey": "1"}, "NoSuchKey"),
+    ({"SOPInstanceUID": "1.2"}, "SOPInstanceUID"),
+])
+async def test_bad_query_parameters_get_a_clear_400(client, world, stored, params, field):
+    r = await client.get("/dicomweb/studies", params=params, headers=world.auth("admin"))
+    assert r.status == 400, (params, await r.text())
+    error = (await r.json())["error"]
+    assert error["message"] and (field is None or error.get("field") == field)
+
+
+async def test_bad_stow_bodies_are_refused_and_store_nothing(client, world, stored):
+    async with stored() as session:
+        before = len(list(await session.scalars(select(DicomInstance))))
+    good = next(series("1.2.826.0.1.3680043.9.7777.56", slices=1))
+    auth = world.auth("coordinator")
+    related = 'multipart/related; type="application/dicom"; boundary=b'
+    for body, content_type, status in [
+        (good, "application/dicom", 415),  # not multipart
+        (b"--b\r\nContent-Type: application/dicom\r\n\r\n" + good[:5000], related, 400),
+        (b"garbage without any boundary", related, 400),
+        (b"--b\r\nContent-Type: multipart/related; boundary=c\r\n\r\n--c\r\n\r\nx\r\n--c--"
+         b"\r\n--b--\r\n", related, 400),
+    ]:
+        r = await client.post("/dicomweb/studies", data=body,
+                              headers={**auth, "Content-Type": content_type})
+        assert r.status == status, (body[:40], await r.text())
+        assert "error" in await r.json()
+    # A part cut short is a refused object, not a stored one.
+    cut = b"--b\r\nContent-Type: application/dicom\r\n\r\n" + good[:-1000] + b"\r\n--b--\r\n"
+    r = await client.post("/dicomweb/studies", data=cut,
+                          headers={**auth, "Content-Type": related})
+    assert r.status == 409
+    async with stored() as session:
+        assert len(list(await session.scalars(select(DicomInstance)))) == before
+    r = await client.get("/dicomweb/studies", headers=world.auth("admin"))
+    assert r.status == 200  # and the server serves on
+
+
+async def test_stow_reports_an_object_the_database_refused_as_a_failure(client, world, stored):
+    """0x0110 (processing failure) for that instance, the others stored, no file left."""
+    from tests.pacs.test_ingest_robustness import REFUSING, _execute
+    backend = "sqlite" if world.settings.is_sqlite else "postgresql"
+    install, remove = REFUSING[(backend, "insert")]
+    good = next(series("1.2.826.0.1.3680043.9.7777.57", slices=1))
+    body = (b"--b\r\nContent-Type: application/dicom\r\n\r\n" + good + b"\r\n--b--\r\n")
+    await _execute(world.settings.database_url, install)
+    try:
+        r = await client.post("/dicomweb/studies", data=body, headers={
+            **world.auth("coordinator"),
+            "Content-Type": 'multipart/related; type="application/dicom"; boundary=b'})
+    finally:
+        await _execute(world.settings.database_url, remove)
+    assert r.status == 409, await r.text()
+    assert (await r.json())["00081198"]["Value"][0]["00081197"]["Value"] == [0x0110]
+    study_dir = store_root(world.settings.data_dir) / "1.2.826.0.1.3680043.9.7777.57"
+    assert not study_dir.exists() or not [p for p in study_dir.rglob("*") if p.is_file()]
