@@ -26,6 +26,9 @@ from .conftest import NS, Peer
 WIDTH, HEIGHT = 160, 120
 CANDIDATE_LINE = re.compile(r"^a=(candidate:[^\r\n]*)\r?\n|^a=end-of-candidates\r?\n", re.M)
 
+# The SFU answers after gathering its candidates: seconds when the machine is loaded.
+NEGOTIATION_S = 20.0
+
 
 def _configuration() -> RTCConfiguration:
     # MAX_BUNDLE as browsers do with the SFU (aiortc's BALANCED loses a second video).
@@ -96,7 +99,7 @@ class MediaClient:
         if self.trickle:
             sdp, candidates = strip_candidates(sdp)
             assert candidates, "aiortc gathered no candidate"
-        ack = await self.peer.call("media:publish", {"sdp": sdp})
+        ack = await self.peer.call("media:publish", {"sdp": sdp}, timeout=NEGOTIATION_S)
         if "error" in ack:
             return ack
         for candidate in candidates:
@@ -111,7 +114,7 @@ class MediaClient:
 
     async def subscribe(self) -> None:
         async with self._lock:
-            ack = await self.peer.call("media:subscribe")
+            ack = await self.peer.call("media:subscribe", timeout=NEGOTIATION_S)
             assert "error" not in ack, ack
             if ack["sdp"] is not None:
                 await self._answer(ack)
@@ -129,7 +132,8 @@ class MediaClient:
         sdp, candidates = self.sub.localDescription.sdp, []
         if self.trickle:
             sdp, candidates = strip_candidates(sdp)
-        ack = await self.peer.call("media:subscribe_answer", {"sdp": sdp})
+        ack = await self.peer.call("media:subscribe_answer", {"sdp": sdp},
+                                   timeout=NEGOTIATION_S)
         assert ack == {"ok": True}, ack
         for candidate in candidates:
             ice = await self.peer.call("media:ice", {"pc": "subscribe", "candidate": {
