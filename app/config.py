@@ -84,6 +84,8 @@ class Settings:
     #: Also let in the AE titles of the configured DIMSE PACS nodes, and restrict callers
     #: to those even when dicom_allowed_callers is empty.
     dicom_callers_from_nodes: bool = False
+    #: Bearer token for /metrics; empty: /metrics answers loopback callers only.
+    metrics_token: str = ""
     # DIMSE over TLS: certificate and key (PEM) of our SCP; with a CA, callers must present
     # a certificate it signed.
     dicom_tls_cert: Path | None = None
@@ -194,6 +196,7 @@ def load_settings() -> Settings:
         ice_host_addresses=ice,
         dicom_allowed_callers=callers,
         dicom_callers_from_nodes=_env_bool("DICOM_CALLERS_FROM_NODES", False),
+        metrics_token=_env("METRICS_TOKEN", ""),
         dicom_tls_cert=tls_cert,
         dicom_tls_key=tls_key,
         dicom_tls_ca=tls_ca,

@@ -10,6 +10,7 @@ from app.config import Settings
 from app.db.engine import create_engine, read_session_factory, session_factory
 from app.dicomweb.routes import setup_dicomweb
 from app.errors import error_middleware
+from app.metrics import setup_metrics
 from app.pacs.imports import setup_imports
 from app.pacs.setup import setup_pacs
 from app.web import setup_web
@@ -30,6 +31,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_pacs(app)
     setup_imports(app)
     setup_dicomweb(app)
+    setup_metrics(app)
     setup_web(app)  # last: the browser app answers only what no other route does
 
     async def dispose_engine(_: web.Application) -> None:
