@@ -1,6 +1,7 @@
 import "./styles.css";
 
 import { h } from "./dom";
+import { coordinatorRoutes } from "./pages/coordinator";
 import { homePage } from "./pages/home";
 import { loginPage } from "./pages/login";
 import { roomPage } from "./pages/room";
@@ -44,6 +45,7 @@ const routes: Route[] = [
     render: ([id]) =>
       roomPage(session, Number(id), () => void signOut(), (path) => router.navigate(path)),
   },
+  ...coordinatorRoutes(session, () => void signOut(), (path, options) => router.navigate(path, options)),
 ];
 
 const router = new Router(

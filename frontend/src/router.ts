@@ -3,6 +3,8 @@
 export interface Page {
   el: HTMLElement;
   dispose?(): void;
+  /** Instead of showing this page, go there (replacing the history entry). */
+  redirect?: string;
 }
 
 export interface Route {
@@ -50,6 +52,11 @@ export class Router {
     if (generation !== this.generation) {
       page.dispose?.();
       return;
+    }
+    if (page.redirect) {
+      page.dispose?.();
+      history.replaceState(null, "", page.redirect);
+      return this.render();
     }
     this.current = page;
     this.root.replaceChildren(page.el);

@@ -85,7 +85,9 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
             proc.wait()
 
 
-@pytest.fixture(scope="package")
+# Per module: Playwright's sync API keeps an event loop running while it lives, and the
+# asyncio tests of other modules (test_static.py) need none running.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")

@@ -89,6 +89,11 @@ def sign_in(page: Page, email: str = HOST) -> None:
     page.click("button[type=submit]")
 
 
+def pass_preview(page: Page) -> None:
+    """The camera and microphone preview before joining (the fake devices): join."""
+    page.get_by_test_id("join-room").click()
+
+
 def test_doctor_signs_in_joins_and_reads_the_ct(demo_server: DemoServer, page: Page,
                                                 page_log: PageLog) -> None:
     page.goto(demo_server.url + "/")
@@ -101,6 +106,7 @@ def test_doctor_signs_in_joins_and_reads_the_ct(demo_server: DemoServer, page: P
     expect(page.get_by_test_id("whoami")).to_contain_text("Bệnh viện Bạch Mai")
     item.get_by_test_id("join").click()
     expect(page).to_have_url(re.compile(r"/consultations/\d+/room$"))
+    pass_preview(page)
 
     # The host is admitted directly: no lobby, the case and its series, then the viewer.
     page.wait_for_selector(RENDERED, timeout=60_000)
@@ -184,6 +190,7 @@ def test_expired_session_renews_or_returns_to_the_page(demo_server: DemoServer,
       localStorage.setItem('hoichan.session', JSON.stringify(s));
     }""")
     page.goto(room)
+    pass_preview(page)
     page.wait_for_selector(RENDERED, timeout=60_000)
     after = page.evaluate("JSON.parse(localStorage.getItem('hoichan.session'))")
     assert after["refresh"] != before["refresh"]
@@ -225,12 +232,14 @@ def test_lobby_until_the_host_admits(demo_server: DemoServer,
     host.goto(demo_server.url + "/login")
     sign_in(host)
     host.get_by_test_id("join").first.click()
+    pass_preview(host)
     host.wait_for_selector(RENDERED, timeout=60_000)
 
     # The presenter's doctor (a provincial hospital) waits in the lobby.
     doctor.goto(demo_server.url + "/login")
     sign_in(doctor, "doctor.ndi@demo.hoichan.vn")
     doctor.get_by_test_id("join").first.click()
+    pass_preview(doctor)
     expect(doctor.get_by_test_id("lobby")).to_be_visible()
     expect(doctor.get_by_test_id("viewer")).to_have_count(0)
 
@@ -252,6 +261,7 @@ def test_the_driver_leads_every_viewer(demo_server: DemoServer,
     host.goto(demo_server.url + "/login")
     sign_in(host)
     host.get_by_test_id("join").first.click()
+    pass_preview(host)
     host.wait_for_selector(RENDERED, timeout=60_000)
     room = host.url
     expect(host.get_by_test_id("sync-text")).to_have_text("You are driving the shared view.")
@@ -264,6 +274,7 @@ def test_the_driver_leads_every_viewer(demo_server: DemoServer,
     sign_in(doctor, "doctor.tbi@demo.hoichan.vn")
     doctor.wait_for_selector("[data-testid=consultation]")
     doctor.goto(room)
+    pass_preview(doctor)
     expect(doctor.get_by_test_id("lobby")).to_be_visible()
     host.get_by_test_id("lobby-list").get_by_test_id("admit").click()
     doctor.wait_for_selector(RENDERED, timeout=60_000)

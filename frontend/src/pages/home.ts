@@ -5,6 +5,7 @@ import type { Page } from "../router";
 import { ApiError, SessionExpired, type Session } from "../session";
 import { strings } from "../strings";
 import { topBar } from "./chrome";
+import { isStaff, SCHEDULE_PATH, startsOnSchedule } from "./coordinator";
 
 export function roomPath(id: number): string {
   return `/consultations/${id}/room`;
@@ -36,6 +37,7 @@ function card(c: Consultation): HTMLElement {
 }
 
 export function homePage(session: Session, signOut: () => void): Page {
+  if (startsOnSchedule(session.user)) return { el: h("div"), redirect: SCHEDULE_PATH };
   const list = h("div", { class: "consultations", "aria-busy": "true" }, strings.loading);
   const load = async () => {
     list.setAttribute("aria-busy", "true");
@@ -62,7 +64,11 @@ export function homePage(session: Session, signOut: () => void): Page {
     el: h(
       "div",
       { class: "page home-page" },
-      topBar(session, signOut),
+      topBar(
+        session,
+        signOut,
+        ...(isStaff(session.user) ? [h("a", { href: SCHEDULE_PATH, "data-testid": "schedule-link" }, strings.scheduleTitle)] : []),
+      ),
       h("main", { class: "content" }, h("h1", {}, strings.homeTitle), list),
     ),
   };

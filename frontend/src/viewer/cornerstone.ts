@@ -7,7 +7,10 @@ import { init as coreInit } from "@cornerstonejs/core";
 import { init as dicomImageLoaderInit } from "@cornerstonejs/dicom-image-loader";
 import {
   addTool,
+  AngleTool,
+  EllipticalROITool,
   init as toolsInit,
+  LengthTool,
   PanTool,
   StackScrollTool,
   WindowLevelTool,
@@ -28,7 +31,9 @@ export function initCornerstone(session: Session): Promise<void> {
         beforeSend: async () => ({ Authorization: `Bearer ${await session.accessToken()}` }),
       });
       toolsInit();
-      for (const tool of [StackScrollTool, WindowLevelTool, PanTool, ZoomTool]) addTool(tool);
+      for (const tool of [StackScrollTool, WindowLevelTool, PanTool, ZoomTool, LengthTool, AngleTool, EllipticalROITool]) {
+        addTool(tool);
+      }
     })();
     ready.catch(() => {
       ready = null;

@@ -35,6 +35,34 @@ export const CT_PRESETS: Record<PresetId, Voi> = {
 
 export const PRESET_ORDER: PresetId[] = ["lung", "mediastinum", "bone", "brain"];
 
+export type MeasurementTool = "length" | "angle" | "roi" | "arrow";
+export type Point3 = [number, number, number];
+
+/** A measurement as the room shares it: world points (mm, patient coordinates). */
+export interface Measurement {
+  /** Cornerstone's annotation UID, the same on every screen. */
+  id: string;
+  tool: MeasurementTool;
+  viewport: 0 | 1;
+  frameOfReferenceUID: string | null;
+  points: Point3[];
+  /** As the drawing screen computed it ("42.3 mm", "35.0°", "120.4 mm² · mean 41.2 HU"). */
+  label: string;
+}
+
+/** The second viewport: a series (typically a prior study) shown beside the first. */
+export interface CompareView {
+  studyUID: string;
+  seriesUID: string;
+  imageIndex: number;
+  imageCount: number;
+}
+
+export const MIN_CINE_FPS = 1;
+export const MAX_CINE_FPS = 60;
+export const DEFAULT_CINE_FPS = 15;
+export const MAX_MEASUREMENTS = 200;
+
 export interface ViewerState {
   studyUID: string | null;
   seriesUID: string | null;
@@ -45,6 +73,13 @@ export interface ViewerState {
   preset: PresetId | null;
   /** null: fitted to the viewport (the reset camera). */
   camera: Camera | null;
+  invert: boolean;
+  cinePlaying: boolean;
+  cineFps: number;
+  measurements: Measurement[];
+  compare: CompareView | null;
+  /** The viewport the keys and buttons act on (1 only with a compare view). */
+  active: 0 | 1;
 }
 
 export type ViewerAction =
@@ -54,7 +89,17 @@ export type ViewerAction =
   | { type: "voi"; voi: Voi | null }
   | { type: "preset"; preset: PresetId }
   | { type: "camera"; camera: Camera | null }
-  | { type: "reset" };
+  | { type: "reset" }
+  | { type: "rotate"; degrees: number }
+  | { type: "flip"; axis: "h" | "v" }
+  | { type: "invert"; invert?: boolean }
+  | { type: "cine"; playing?: boolean; fps?: number }
+  | { type: "measurement"; measurement: Measurement }
+  | { type: "removeMeasurement"; id: string }
+  | { type: "clearMeasurements" }
+  | { type: "compare"; compare: { studyUID: string; seriesUID: string; imageCount: number; imageIndex?: number } | null }
+  | { type: "compareIndex"; index: number }
+  | { type: "active"; viewport: 0 | 1 };
 
 export const EMPTY_STATE: ViewerState = {
   studyUID: null,
@@ -64,7 +109,15 @@ export const EMPTY_STATE: ViewerState = {
   voi: null,
   preset: null,
   camera: null,
+  invert: false,
+  cinePlaying: false,
+  cineFps: DEFAULT_CINE_FPS,
+  measurements: [],
+  compare: null,
+  active: 0,
 };
+
+const FITTED: Camera = { zoom: 1, pan: [0, 0], rotation: 0, flipHorizontal: false, flipVertical: false };
 
 export const MIN_WINDOW_WIDTH = 1;
 export const MIN_ZOOM = 0.05;
@@ -111,6 +164,46 @@ function normalizeCamera(camera: Camera | null): Camera | null {
   };
 }
 
+function clampFps(fps: number, fallback: number): number {
+  if (!Number.isFinite(fps)) return fallback;
+  return Math.min(MAX_CINE_FPS, Math.max(MIN_CINE_FPS, Math.round(fps)));
+}
+
+/** A measurement made safe to keep and send; null if unusable. */
+export function normalizeMeasurement(m: unknown): Measurement | null {
+  if (typeof m !== "object" || m === null) return null;
+  const v = m as Record<string, unknown>;
+  if (typeof v.id !== "string" || v.id.length < 1 || v.id.length > 64) return null;
+  const tool = v.tool;
+  if (tool !== "length" && tool !== "angle" && tool !== "roi" && tool !== "arrow") return null;
+  if (!Array.isArray(v.points) || v.points.length < 1 || v.points.length > 16) return null;
+  const points: Point3[] = [];
+  for (const p of v.points) {
+    if (!Array.isArray(p) || p.length !== 3 || !p.every((x) => typeof x === "number" && Number.isFinite(x))) return null;
+    points.push([p[0], p[1], p[2]]);
+  }
+  const fr = v.frameOfReferenceUID;
+  return {
+    id: v.id,
+    tool,
+    viewport: v.viewport === 1 ? 1 : 0,
+    frameOfReferenceUID: typeof fr === "string" && fr.length > 0 && fr.length <= 64 ? fr : null,
+    points,
+    label: typeof v.label === "string" ? v.label.slice(0, 200) : "",
+  };
+}
+
+function sameMeasurement(a: Measurement, b: Measurement): boolean {
+  return (
+    a.tool === b.tool &&
+    a.viewport === b.viewport &&
+    a.frameOfReferenceUID === b.frameOfReferenceUID &&
+    a.label === b.label &&
+    a.points.length === b.points.length &&
+    a.points.every((p, i) => p.every((x, j) => Math.abs(x - b.points[i][j]) < 1e-6))
+  );
+}
+
 /** Which preset a window is, if any (a drag that lands exactly on one shows it). */
 export function presetOf(voi: Voi | null): PresetId | null {
   if (voi === null) return null;
@@ -132,6 +225,11 @@ export function reduce(state: ViewerState, action: ViewerAction): ViewerState {
         ? { ...state, imageCount: count, imageIndex: index }
         : {
             ...EMPTY_STATE,
+            // The case's measurements and the compare view outlive a change of series.
+            measurements: state.measurements,
+            compare: state.compare,
+            active: state.active,
+            cineFps: state.cineFps,
             studyUID: action.studyUID,
             seriesUID: action.seriesUID,
             imageCount: count,
@@ -161,8 +259,70 @@ export function reduce(state: ViewerState, action: ViewerAction): ViewerState {
       return sameCamera(camera, state.camera) ? state : { ...state, camera };
     }
     case "reset": {
-      if (state.voi === null && state.camera === null) return state;
-      return { ...state, voi: null, preset: null, camera: null };
+      if (state.voi === null && state.camera === null && !state.invert) return state;
+      return { ...state, voi: null, preset: null, camera: null, invert: false };
+    }
+    case "rotate": {
+      if (!Number.isFinite(action.degrees) || action.degrees % 360 === 0) return state;
+      const camera = state.camera ?? FITTED;
+      return reduce(state, { type: "camera", camera: { ...camera, rotation: camera.rotation + action.degrees } });
+    }
+    case "flip": {
+      const camera = state.camera ?? FITTED;
+      return reduce(state, {
+        type: "camera",
+        camera:
+          action.axis === "h"
+            ? { ...camera, flipHorizontal: !camera.flipHorizontal }
+            : { ...camera, flipVertical: !camera.flipVertical },
+      });
+    }
+    case "invert": {
+      const invert = action.invert ?? !state.invert;
+      return invert === state.invert ? state : { ...state, invert };
+    }
+    case "cine": {
+      const playing = action.playing ?? state.cinePlaying;
+      const fps = action.fps === undefined ? state.cineFps : clampFps(action.fps, state.cineFps);
+      if (playing === state.cinePlaying && fps === state.cineFps) return state;
+      return { ...state, cinePlaying: playing, cineFps: fps };
+    }
+    case "measurement": {
+      const m = normalizeMeasurement(action.measurement);
+      if (!m) return state;
+      const i = state.measurements.findIndex((x) => x.id === m.id);
+      if (i >= 0) {
+        if (sameMeasurement(state.measurements[i], m)) return state;
+        const measurements = state.measurements.slice();
+        measurements[i] = m;
+        return { ...state, measurements };
+      }
+      return { ...state, measurements: [...state.measurements, m].slice(-MAX_MEASUREMENTS) };
+    }
+    case "removeMeasurement": {
+      if (!state.measurements.some((m) => m.id === action.id)) return state;
+      return { ...state, measurements: state.measurements.filter((m) => m.id !== action.id) };
+    }
+    case "clearMeasurements":
+      return state.measurements.length ? { ...state, measurements: [] } : state;
+    case "compare": {
+      const c = action.compare;
+      if (c === null) return state.compare === null && state.active === 0 ? state : { ...state, compare: null, active: 0 };
+      const count = Math.max(0, Math.floor(c.imageCount));
+      const same = state.compare?.seriesUID === c.seriesUID && state.compare.studyUID === c.studyUID;
+      const index = clampIndex(c.imageIndex ?? (same ? state.compare!.imageIndex : Math.floor(count / 2)), count);
+      if (same && state.compare!.imageCount === count && state.compare!.imageIndex === index) return state;
+      return { ...state, compare: { studyUID: c.studyUID, seriesUID: c.seriesUID, imageCount: count, imageIndex: index } };
+    }
+    case "compareIndex": {
+      const c = state.compare;
+      if (!c || c.imageCount === 0) return state;
+      const index = clampIndex(action.index, c.imageCount);
+      return index === c.imageIndex ? state : { ...state, compare: { ...c, imageIndex: index } };
+    }
+    case "active": {
+      const active = action.viewport === 1 && state.compare ? 1 : 0;
+      return active === state.active ? state : { ...state, active };
     }
   }
 }
@@ -195,6 +355,28 @@ export function parseState(value: unknown): ViewerState | null {
         flipVertical: camera.flipVertical === true,
       },
     });
+  }
+  if (v.invert === true) state = reduce(state, { type: "invert", invert: true });
+  const fps = num(v.cineFps);
+  state = reduce(state, { type: "cine", playing: v.cinePlaying === true, fps: fps ?? DEFAULT_CINE_FPS });
+  if (Array.isArray(v.measurements)) {
+    for (const m of v.measurements.slice(-MAX_MEASUREMENTS)) {
+      const measurement = normalizeMeasurement(m);
+      if (measurement) state = reduce(state, { type: "measurement", measurement });
+    }
+  }
+  const compare = v.compare as Record<string, unknown> | null | undefined;
+  if (compare && str(compare.studyUID) && str(compare.seriesUID) && num(compare.imageCount) !== null) {
+    state = reduce(state, {
+      type: "compare",
+      compare: {
+        studyUID: compare.studyUID as string,
+        seriesUID: compare.seriesUID as string,
+        imageCount: compare.imageCount as number,
+        imageIndex: num(compare.imageIndex) ?? undefined,
+      },
+    });
+    if (v.active === 1) state = reduce(state, { type: "active", viewport: 1 });
   }
   return state;
 }

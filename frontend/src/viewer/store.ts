@@ -72,11 +72,18 @@ export class ViewerStore {
     this.set(next);
     if (this.driving) {
       for (const listener of this.localListeners) listener(next);
-    } else if (this.sharedState && !(action.type === "series" && action.seriesUID === this.sharedState.state.seriesUID)) {
+    } else if (this.sharedState && !this.isLoadingShared(action, this.sharedState.state)) {
       // Loading the shared series is following; anything else is looking around.
       this.setFollowing(false);
     }
     return next;
+  }
+
+  /** Loading the series the room shows (its length now known) in either viewport. */
+  private isLoadingShared(action: ViewerAction, shared: ViewerState): boolean {
+    if (action.type === "series") return action.seriesUID === shared.seriesUID;
+    if (action.type === "compare") return action.compare !== null && action.compare.seriesUID === shared.compare?.seriesUID;
+    return false;
   }
 
   /** The room's state, numbered by the server; shown when following. Returns whether newer. */

@@ -1,10 +1,19 @@
 /**
  * The viewer state as the room channel carries it (`viewer:state`, docs/signaling.md, "The
- * synchronized viewer"): one or two viewports, window as centre/width, camera relative to the
- * display. This app drives viewport 0; the other fields keep their defaults.
+ * synchronized viewer"): one or two viewports (the second compares a prior study), window as
+ * centre/width, camera relative to the display, cine, and the measurements in world
+ * coordinates (mm) with their frame of reference.
  */
 
-import { EMPTY_STATE, reduce, type ViewerState } from "./state";
+import {
+  DEFAULT_CINE_FPS,
+  EMPTY_STATE,
+  normalizeMeasurement,
+  reduce,
+  type Camera,
+  type Measurement,
+  type ViewerState,
+} from "./state";
 
 export interface WireViewport {
   study_uid?: string | null;
@@ -22,10 +31,19 @@ export interface WireViewport {
   cine_fps: number;
 }
 
+export interface WireMeasurement {
+  id: string;
+  tool: "length" | "angle" | "roi" | "arrow";
+  viewport: number;
+  frame_of_reference_uid?: string | null;
+  points: [number, number, number][];
+  label: string;
+}
+
 export interface WireViewerState {
   viewports: WireViewport[];
   active: number;
-  measurements: unknown[];
+  measurements: WireMeasurement[];
 }
 
 export interface SharedWire {
@@ -33,30 +51,65 @@ export interface SharedWire {
   state: WireViewerState;
 }
 
-/** What this client sends: the whole state of viewport 0. */
-export function toWire(state: ViewerState): WireViewerState {
-  const camera = state.camera;
+function wireViewport(
+  studyUID: string | null,
+  seriesUID: string | null,
+  imageIndex: number,
+  state: ViewerState | null,
+): WireViewport {
+  const camera = state?.camera;
   return {
-    viewports: [
-      {
-        study_uid: state.studyUID,
-        series_uid: state.seriesUID,
-        image_index: state.imageIndex,
-        window_center: state.voi?.center ?? null,
-        window_width: state.voi?.width ?? null,
-        zoom: camera?.zoom ?? 1,
-        pan: camera ? [camera.pan[0], camera.pan[1]] : [0, 0],
-        rotation: camera?.rotation ?? 0,
-        flip_h: camera?.flipHorizontal ?? false,
-        flip_v: camera?.flipVertical ?? false,
-        invert: false,
-        cine_playing: false,
-        cine_fps: 15,
-      },
-    ],
-    active: 0,
-    measurements: [],
+    study_uid: studyUID,
+    series_uid: seriesUID,
+    image_index: imageIndex,
+    window_center: state?.voi?.center ?? null,
+    window_width: state?.voi?.width ?? null,
+    zoom: camera?.zoom ?? 1,
+    pan: camera ? [camera.pan[0], camera.pan[1]] : [0, 0],
+    rotation: camera?.rotation ?? 0,
+    flip_h: camera?.flipHorizontal ?? false,
+    flip_v: camera?.flipVertical ?? false,
+    invert: state?.invert ?? false,
+    cine_playing: state?.cinePlaying ?? false,
+    cine_fps: state?.cineFps ?? DEFAULT_CINE_FPS,
   };
+}
+
+/** What this client sends: the whole state (viewport 0, the compare view as viewport 1). */
+export function toWire(state: ViewerState): WireViewerState {
+  const viewports = [wireViewport(state.studyUID, state.seriesUID, state.imageIndex, state)];
+  if (state.compare) {
+    viewports.push(wireViewport(state.compare.studyUID, state.compare.seriesUID, state.compare.imageIndex, null));
+  }
+  return {
+    viewports,
+    active: state.compare ? state.active : 0,
+    measurements: state.measurements.map((m) => ({
+      id: m.id,
+      tool: m.tool,
+      viewport: m.viewport,
+      frame_of_reference_uid: m.frameOfReferenceUID,
+      points: m.points.map((p) => [p[0], p[1], p[2]] as [number, number, number]),
+      label: m.label,
+    })),
+  };
+}
+
+function wireCamera(vp: WireViewport): Camera | null {
+  const fitted =
+    vp.zoom === 1 && vp.pan?.[0] === 0 && vp.pan?.[1] === 0 && !vp.rotation && !vp.flip_h && !vp.flip_v;
+  if (fitted) return null;
+  return {
+    zoom: vp.zoom,
+    pan: [vp.pan?.[0] ?? 0, vp.pan?.[1] ?? 0],
+    rotation: vp.rotation ?? 0,
+    flipHorizontal: Boolean(vp.flip_h),
+    flipVertical: Boolean(vp.flip_v),
+  };
+}
+
+function wireIndex(vp: WireViewport): number {
+  return Number.isFinite(vp.image_index) ? Math.max(0, Math.floor(vp.image_index)) : 0;
 }
 
 /**
@@ -67,7 +120,7 @@ export function toWire(state: ViewerState): WireViewerState {
 export function fromWire(wire: WireViewerState, imageCount: (seriesUID: string) => number | null): ViewerState | null {
   const vp = wire?.viewports?.[0];
   if (!vp || !vp.study_uid || !vp.series_uid) return null;
-  const index = Number.isFinite(vp.image_index) ? Math.max(0, Math.floor(vp.image_index)) : 0;
+  const index = wireIndex(vp);
   const count = imageCount(vp.series_uid) ?? index + 1;
   let state = reduce(EMPTY_STATE, {
     type: "series",
@@ -79,19 +132,42 @@ export function fromWire(wire: WireViewerState, imageCount: (seriesUID: string) 
   if (typeof vp.window_center === "number" && typeof vp.window_width === "number") {
     state = reduce(state, { type: "voi", voi: { center: vp.window_center, width: vp.window_width } });
   }
-  const fitted =
-    vp.zoom === 1 && vp.pan?.[0] === 0 && vp.pan?.[1] === 0 && !vp.rotation && !vp.flip_h && !vp.flip_v;
-  if (!fitted) {
+  const camera = wireCamera(vp);
+  if (camera) state = reduce(state, { type: "camera", camera });
+  if (vp.invert === true) state = reduce(state, { type: "invert", invert: true });
+  state = reduce(state, {
+    type: "cine",
+    playing: vp.cine_playing === true,
+    fps: typeof vp.cine_fps === "number" ? vp.cine_fps : DEFAULT_CINE_FPS,
+  });
+  const second = wire.viewports[1];
+  if (second?.study_uid && second.series_uid) {
+    const i = wireIndex(second);
     state = reduce(state, {
-      type: "camera",
-      camera: {
-        zoom: vp.zoom,
-        pan: [vp.pan?.[0] ?? 0, vp.pan?.[1] ?? 0],
-        rotation: vp.rotation ?? 0,
-        flipHorizontal: Boolean(vp.flip_h),
-        flipVertical: Boolean(vp.flip_v),
+      type: "compare",
+      compare: {
+        studyUID: second.study_uid,
+        seriesUID: second.series_uid,
+        imageCount: imageCount(second.series_uid) ?? i + 1,
+        imageIndex: i,
       },
     });
+    if (wire.active === 1) state = reduce(state, { type: "active", viewport: 1 });
+  }
+  if (Array.isArray(wire.measurements)) {
+    const measurements: Measurement[] = [];
+    for (const m of wire.measurements) {
+      const parsed = normalizeMeasurement({
+        id: m?.id,
+        tool: m?.tool,
+        viewport: m?.viewport,
+        frameOfReferenceUID: m?.frame_of_reference_uid ?? null,
+        points: m?.points,
+        label: m?.label,
+      });
+      if (parsed) measurements.push(parsed);
+    }
+    if (measurements.length) state = { ...state, measurements };
   }
   return state;
 }

@@ -1,0 +1,337 @@
+/**
+ * The case and the shared viewer inside the room: studies and series with thumbnails, the
+ * stack viewer, the sync bar (follow / drive / request control), the host's control requests
+ * and the laser pointer. Moved out of pages/room.ts unchanged in behaviour.
+ */
+
+import type { Case, Consultation } from "../api";
+import { errorBox, h, replaceChildren } from "../dom";
+import { ApiError, SessionExpired, type Session } from "../session";
+import { strings } from "../strings";
+import { findStudy, listSeries, thumbnailUrl, type SeriesInfo, type StudyInfo } from "../viewer/dicomweb";
+import { parseState, type ViewerState } from "../viewer/state";
+import { ViewerStore } from "../viewer/store";
+import type { StackViewer } from "../viewer/viewer";
+import type { WireViewerState } from "../viewer/wire";
+import type { Member, RoomConnection } from "./connection";
+import { ViewerSync } from "./sync";
+
+export const VIEW_KEY = (id: number) => `hoichan.viewer.${id}`;
+/** Laser pointer updates at most this often (the room's event rate limit is shared). */
+const POINTER_INTERVAL_MS = 125;
+
+/** The viewer state kept per consultation for a reload or a return after signing in again. */
+function loadView(id: number): ViewerState | null {
+  try {
+    return parseState(JSON.parse(sessionStorage.getItem(VIEW_KEY(id)) ?? "null"));
+  } catch {
+    return null;
+  }
+}
+
+export interface RoomView {
+  members: Member[];
+  controlHolder: string | null;
+  me: string | null;
+  myRole: string;
+}
+
+export class ViewerPanel {
+  readonly requestList = h("section", { class: "control-requests", "data-testid": "control-requests" });
+  viewer: StackViewer | null = null;
+  private store: ViewerStore | null = null;
+  private sync: ViewerSync | null = null;
+  private pendingShared: { seq: number; state: WireViewerState } | null = null;
+  private controlRequests: { participant_id: string; name: string }[] = [];
+  private controlAsked = false;
+  private lastDriver: string | null = null;
+  private opening: string | null = null;
+  private disposed = false;
+  private readonly objectUrls: string[] = [];
+  private readonly cleanups: (() => void)[] = [];
+  private root: HTMLElement | null = null;
+
+  constructor(
+    private readonly session: Session,
+    private readonly consultationId: number,
+    private readonly connection: () => RoomConnection | null,
+    private readonly room: () => RoomView,
+  ) {}
+
+  /** Drives the shared view: holds control; while nobody does, the presenter, or the host
+   * when no presenter is connected (the server's rule, docs/signaling.md). */
+  private canDrive(): boolean {
+    const { controlHolder, me, myRole, members } = this.room();
+    if (controlHolder !== null) return controlHolder === me;
+    if (myRole === "presenter") return true;
+    return myRole === "host" && !members.some((m) => m.role === "presenter" && m.status === "connected");
+  }
+
+  private async control(event: string, payload: object = {}): Promise<void> {
+    try {
+      await this.connection()?.request(event, payload);
+    } catch (err) {
+      this.viewer?.syncBar.append(errorBox(strings.controlFailed(err instanceof Error ? err.message : String(err))));
+    }
+  }
+
+  renderSyncBar(): void {
+    const { viewer, store } = this;
+    if (!viewer || !store) return;
+    const { controlHolder, me, myRole, members } = this.room();
+    // Who leads: the control holder, else whoever sent the last shared state.
+    const leader = members.find((m) => m.participant_id === (controlHolder ?? this.lastDriver));
+    const driving = store.isDriving;
+    const text = driving ? strings.syncDriving : store.following ? strings.syncFollowing(leader?.name ?? null) : strings.syncLookingAround;
+    const buttons: HTMLElement[] = [];
+    if (!driving && !store.following) {
+      buttons.push(h("button", { type: "button", class: "primary", "data-testid": "follow", onclick: () => store.follow() }, strings.follow));
+    }
+    if (controlHolder !== null && controlHolder === me) {
+      buttons.push(h("button", { type: "button", "data-testid": "release-control", onclick: () => void this.control("control:release") }, strings.releaseControl));
+    } else if (!this.canDrive() && myRole !== "observer") {
+      buttons.push(
+        h("button", {
+          type: "button", "data-testid": "request-control", disabled: this.controlAsked,
+          onclick: async () => {
+            this.controlAsked = true;
+            this.renderSyncBar();
+            await this.control("control:request");
+          },
+        }, this.controlAsked ? strings.controlRequested : strings.requestControl),
+      );
+    }
+    if (myRole === "host" && controlHolder !== null && controlHolder !== me) {
+      buttons.push(h("button", { type: "button", "data-testid": "take-control", onclick: () => void this.control("host:give_control", { participant_id: null }) }, strings.takeBackControl));
+    }
+    replaceChildren(viewer.syncBar, h("span", { class: "sync-text", "data-testid": "sync-text" }, text), buttons);
+    viewer.el.dataset.following = String(store.following);
+    viewer.el.dataset.driving = String(driving);
+  }
+
+  renderRequests(): void {
+    const { controlHolder, members } = this.room();
+    this.controlRequests = this.controlRequests.filter(
+      (r) => r.participant_id !== controlHolder && members.some((m) => m.participant_id === r.participant_id),
+    );
+    replaceChildren(
+      this.requestList,
+      this.controlRequests.map((r) =>
+        h("div", { class: "control-request", "data-participant": r.participant_id },
+          h("span", {}, strings.asksForControl(r.name)),
+          h("button", { type: "button", class: "primary", "data-testid": "give-control", onclick: () => void this.control("host:give_control", { participant_id: r.participant_id }) }, strings.giveControl)),
+      ),
+    );
+  }
+
+  /** Roles, members or control changed. */
+  update(): void {
+    this.sync?.setDriving(this.canDrive());
+    this.renderSyncBar();
+    this.renderRequests();
+  }
+
+  controlChanged(): void {
+    this.controlAsked = false;
+    this.update();
+  }
+
+  controlRequested(r: { participant_id: string; name: string }): void {
+    this.controlRequests = [...this.controlRequests.filter((x) => x.participant_id !== r.participant_id), r];
+    this.renderRequests();
+  }
+
+  /** A shared state (`viewer:state`, or the snapshot's `viewer`). */
+  receive(seq: number, state: WireViewerState, by?: string): void {
+    if (by !== undefined && this.lastDriver !== by) {
+      this.lastDriver = by;
+      this.renderSyncBar();
+    }
+    if (this.sync) this.sync.receive(seq, state);
+    else if (!this.pendingShared || seq > this.pendingShared.seq) this.pendingShared = { seq, state };
+  }
+
+  pointer(x: number | null, y: number | null): void {
+    if (!this.store?.following || this.store.isDriving) return;
+    this.viewer?.showPointer(x === null || y === null ? null : [x, y]);
+  }
+
+  /** Builds the case panel and the viewer into `casePanel` / `viewerHost`. */
+  async show(c: Consultation, casePanel: HTMLElement, viewerHost: HTMLElement, onFail: (message: string) => void): Promise<void> {
+    const store = (this.store = new ViewerStore());
+    const saved = loadView(this.consultationId);
+    // Cornerstone (several MB) is loaded only here, not for the login and home pages.
+    let viewerModule: typeof import("../viewer/viewer");
+    try {
+      viewerModule = await import("../viewer/viewer");
+    } catch (err) {
+      onFail(strings.viewerLoadFailed(err instanceof Error ? err.message : String(err)));
+      return;
+    }
+    if (this.disposed) return;
+    const viewer = (this.viewer = new viewerModule.StackViewer(this.session, store));
+    this.root = casePanel;
+    replaceChildren(viewerHost, viewer.el);
+
+    let saveTimer: number | undefined;
+    this.cleanups.push(
+      store.subscribe((state) => {
+        window.clearTimeout(saveTimer);
+        saveTimer = window.setTimeout(() => sessionStorage.setItem(VIEW_KEY(this.consultationId), JSON.stringify(state)), 250);
+      }),
+    );
+    const mounted = viewer.mount();
+
+    const studiesListed: Promise<SeriesInfo[]>[] = [];
+    for (const caseItem of c.cases) {
+      const section = h(
+        "section",
+        { class: "case" },
+        h("h3", {}, strings.caseHeading(strings.personName(caseItem.patient_name), caseItem.patient_id)),
+        caseItem.clinical_question ? h("p", { class: "question" }, h("strong", {}, strings.clinicalQuestion), " ", caseItem.clinical_question) : null,
+        h("h4", { class: "studies-title" }, strings.studies),
+      );
+      casePanel.append(section);
+      for (const uid of caseItem.study_instance_uids) {
+        const block = h("div", { class: "study", "data-study-uid": uid }, strings.loading);
+        section.append(block);
+        studiesListed.push(this.fillStudy(block, uid, caseItem));
+      }
+    }
+    const allSeries = (await Promise.all(studiesListed)).flat();
+    if (this.disposed) return;
+    try {
+      await mounted;
+    } catch (err) {
+      replaceChildren(viewer.el, errorBox(strings.viewerLoadFailed(err instanceof Error ? err.message : String(err))));
+      return;
+    }
+    if (this.disposed) return;
+
+    // The room's view: the shared state when there is one (a late joiner or a reload opens
+    // there), else this browser's last view, else the first series.
+    const sync = (this.sync = new ViewerSync(
+      store,
+      {
+        send: (wire) => {
+          const connection = this.connection();
+          if (!connection) return Promise.reject(new Error("not connected"));
+          return connection.request<{ seq: number }>("viewer:state", wire);
+        },
+      },
+      { imageCount: (uid) => viewer.imageCount(uid), onError: (err) => console.warn("viewer:state", err) },
+    ));
+    this.cleanups.push(() => sync.dispose(), store.onFollowChange(() => this.renderSyncBar()));
+    if (this.pendingShared) sync.receive(this.pendingShared.seq, this.pendingShared.state);
+    this.pendingShared = null;
+    if (!store.shared && saved && allSeries.some((s) => s.seriesUID === saved.seriesUID)) store.replace(saved);
+    // Every series of the case may be opened beside the first (a prior study to compare).
+    viewer.setCatalog(allSeries);
+    const find = (uid: string | null) => allSeries.find((s) => s.seriesUID === uid);
+    const initial = find(store.state.seriesUID) ?? allSeries[0];
+    // Whatever series the shown state names (shared, followed again, or chosen) is opened.
+    this.cleanups.push(
+      store.subscribe((state) => {
+        if (state.seriesUID && state.seriesUID !== viewer.series?.seriesUID && state.seriesUID !== this.opening) {
+          const next = find(state.seriesUID);
+          if (next) void this.openSeries(next);
+        }
+      }),
+    );
+    this.update();
+
+    // The laser pointer: sent while driving, shown while following.
+    let pointerTimer: number | undefined;
+    let lastPointer = 0;
+    let nextPoint: [number, number] | null = null;
+    const sendPointer = () => {
+      pointerTimer = undefined;
+      lastPointer = Date.now();
+      const p = nextPoint;
+      void this.connection()?.request("viewer:pointer", p ? { x: p[0], y: p[1] } : {}).catch(() => undefined);
+    };
+    viewer.onPointer((point) => {
+      if (!store.isDriving) return;
+      nextPoint = point;
+      if (point === null) {
+        window.clearTimeout(pointerTimer);
+        sendPointer();
+      } else if (pointerTimer === undefined) {
+        pointerTimer = window.setTimeout(sendPointer, Math.max(0, lastPointer + POINTER_INTERVAL_MS - Date.now()));
+      }
+    });
+    this.cleanups.push(() => window.clearTimeout(pointerTimer));
+
+    if (initial) await this.openSeries(initial);
+  }
+
+  private seriesButton(series: SeriesInfo): HTMLElement {
+    const img = h("img", { class: "thumb", alt: "", width: 96, height: 96 });
+    thumbnailUrl(this.session, series).then(
+      (url) => {
+        if (this.disposed) return URL.revokeObjectURL(url);
+        this.objectUrls.push(url);
+        img.src = url;
+      },
+      () => img.classList.add("thumb-missing"),
+    );
+    return h(
+      "button",
+      { type: "button", class: "series", "data-testid": "series", "data-series-uid": series.seriesUID, onclick: () => void this.openSeries(series) },
+      img,
+      h("span", { class: "series-label" }, strings.seriesLabel(series.number, series.description, series.instanceCount)),
+    );
+  }
+
+  private async openSeries(series: SeriesInfo): Promise<void> {
+    if (!this.viewer) return;
+    this.opening = series.seriesUID;
+    for (const b of this.root?.querySelectorAll<HTMLElement>("button.series") ?? []) {
+      b.classList.toggle("active", b.dataset.seriesUid === series.seriesUID);
+    }
+    try {
+      await this.viewer.open(series);
+      this.viewer.focus();
+    } catch (err) {
+      if (err instanceof SessionExpired) return;
+      // the viewer shows the failure in place
+    } finally {
+      if (this.opening === series.seriesUID) this.opening = null;
+    }
+  }
+
+  private async fillStudy(block: HTMLElement, studyUID: string, caseItem: Case): Promise<SeriesInfo[]> {
+    try {
+      const [study, series] = await Promise.all([findStudy(this.session, studyUID), listSeries(this.session, studyUID)]);
+      if (!study && series.length === 0) {
+        replaceChildren(block, h("p", { class: "muted" }, strings.studyNotAvailable));
+        return [];
+      }
+      replaceChildren(
+        block,
+        h("h4", {}, studyTitle(study, caseItem)),
+        series.length ? h("div", { class: "series-list" }, series.map((s) => this.seriesButton(s))) : h("p", { class: "muted" }, strings.noSeries),
+      );
+      return series;
+    } catch (err) {
+      if (!(err instanceof SessionExpired)) {
+        replaceChildren(block, errorBox(err instanceof ApiError ? strings.serverError(err.message) : strings.networkError));
+      }
+      return [];
+    }
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    for (const cleanup of this.cleanups) cleanup();
+    this.viewer?.dispose();
+    this.viewer = null;
+    for (const url of this.objectUrls) URL.revokeObjectURL(url);
+  }
+}
+
+function studyTitle(study: StudyInfo | null, caseItem: Case): string {
+  if (!study) return caseItem.patient_id;
+  const date = study.date.length === 8 ? `${study.date.slice(0, 4)}-${study.date.slice(4, 6)}-${study.date.slice(6)}` : study.date;
+  return [study.description, study.modalities.join("/"), date].filter(Boolean).join(" · ");
+}
