@@ -18,7 +18,8 @@ from tests.web.test_viewer_e2e import sign_in
 HOST = "doctor.bm@demo.hoichan.vn"
 DOCTOR_1 = "doctor.ndi@demo.hoichan.vn"  # presenter of the demo consultation
 DOCTOR_2 = "doctor.tbi@demo.hoichan.vn"
-OBSERVER = "doctor.nbi@demo.hoichan.vn"  # made observer, then removed, by the host (no other test uses it)
+# Made observer, then removed, by the host: no other test uses this account.
+OBSERVER = "doctor.nbi@demo.hoichan.vn"
 OBSERVER_NAME = "BS. Hoàng Văn Em"
 
 # Every peer connection the page makes, for getStats() from the test.
@@ -174,7 +175,8 @@ def test_host_doctors_and_observer_see_and_hear_each_other(
 
     # Mute: the toggle changes the member's state on the others' tiles.
     doc1.get_by_test_id("toggle-mic").click()
-    doc1_tile = host.locator("[data-testid=tile][data-screen=false]").filter(has_text="Trần Thị Bình")
+    doc1_tile = host.locator("[data-testid=tile][data-screen=false]").filter(
+        has_text="Trần Thị Bình")
     expect(doc1_tile.locator(".mark.muted")).to_have_count(1)
     # The host's mute request turns the other doctor's microphone off.
     host.get_by_test_id("members").locator("li").filter(has_text="Lê Văn Cường") \
