@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.web.helpers import DEMO_PASSWORD, DemoServer, PageLog
 
@@ -33,6 +33,10 @@ CHROMIUM_FLAGS = [
     "--autoplay-policy=no-user-gesture-required", "--allow-loopback-in-peer-connection",
     "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
+
+# A loaded 2-core machine (CI, or tests beside other work) needs more than Playwright's 5 s
+# for what a browser shows after a round trip through the server.
+expect.set_options(timeout=15_000)
 
 
 def _free_port() -> int:

@@ -2,7 +2,7 @@
  * The consultation room: join token, camera/microphone preview, room channel, lobby until
  * admitted, then the case viewer (room/viewerPanel.ts), the video grid (room/grid.ts, media
  * through the SFU in room/media.ts), who is in the room with the host's controls
- * (room/people.ts), chat (room/chat.ts) and raised hands.
+ * (room/people.ts), chat (room/chat.ts), raised hands and the record (room/record.ts).
  */
 
 import { consultation as getConsultation, joinToken, type Consultation } from "../api";
@@ -16,6 +16,7 @@ import { VideoGrid } from "../room/grid";
 import { MediaSession, errorText } from "../room/media";
 import { quality, SpeakingDetector, type ChatMessage, type Forwarding, type ReceiveStats } from "../room/model";
 import { PeoplePanel } from "../room/people";
+import { RecordPanel, type SavedRecord } from "../room/record";
 import { describeMediaError, forgetChoice, openDevices, preview, reopenChoice, saveChoice, watchLevel } from "../room/preview";
 import { VIEW_KEY, ViewerPanel } from "../room/viewerPanel";
 import type { WireViewerState } from "../viewer/wire";
@@ -86,6 +87,7 @@ export function roomPage(
   const viewerPanel = new ViewerPanel(session, consultationId, () => connection, () => ({ members, controlHolder, me, myRole }));
   const people = new PeoplePanel(() => connection);
   const chat = new ChatPanel(() => connection);
+  const record = new RecordPanel(session, consultationId);
   const grid = new VideoGrid();
   const toolbar = h("div", { class: "media-bar", "data-testid": "media-bar" });
   const mediaStatus = h("div", { class: "media-status", "data-testid": "media-status" });
@@ -252,9 +254,11 @@ export function roomPage(
   const showRoom = (c: Consultation) => {
     const casePanel = h("aside", { class: "case-panel", "data-testid": "case-panel" });
     const viewerHost = h("div", { class: "viewer-host" });
-    const roomPanel = h("aside", { class: "room-panel" }, toolbar, mediaStatus, grid.el, viewerPanel.requestList, people.el, chat.el);
+    const roomPanel = h("aside", { class: "room-panel" }, toolbar, mediaStatus, grid.el, viewerPanel.requestList, people.el, record.el, chat.el);
     replaceChildren(body, h("div", { class: "room-layout" }, casePanel, viewerHost, roomPanel));
     void viewerPanel.show(c, casePanel, viewerHost, showError);
+    record.setHost(isHost);
+    void record.load();
   };
 
   const onStatus = (status: RoomStatus) => {
@@ -329,6 +333,7 @@ export function roomPage(
         renderToolbar();
       }),
       conn.on<ChatMessage>("chat:message", (m) => chat.receive(m)),
+      conn.on<SavedRecord>("record:saved", (r) => record.receive(r)),
       conn.on<{ audio: boolean; video: boolean }>("mute:requested", ({ audio, video }) => {
         if (audio) media?.setMic(false);
         if (video) media?.setCamera(false);
