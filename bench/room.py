@@ -18,10 +18,11 @@ Measured:
 2. **Sync latency**: the host takes control (with the presenter in, the presenter drives by
    default: the host asks and grants itself) and, as the driver, makes ``--changes``
    changes, alternating the slice (ArrowDown in the viewer) and the window preset (keys 1-4:
-   lung, mediastinum, bone, brain), waiting for every viewer to show each change and a short random pause before the
-   next. Each page stamps, with ``performance.timeOrigin + performance.now()``, the driver's
-   keydown (a capture listener) and every change of the viewer's ``data-shown-index`` /
-   ``data-voi`` attributes (a MutationObserver; the viewer sets them once the image or window
+   lung, mediastinum, bone, brain), waiting for every viewer to show each change and a
+   short random pause before the next. Each page stamps, with
+   ``performance.timeOrigin + performance.now()``, the driver's keydown (a capture
+   listener) and every change of the viewer's ``data-shown-index`` / ``data-voi``
+   attributes (a MutationObserver; the viewer sets them once the image or window
    is on the canvas: what tests/web/test_viewer_e2e.py waits for). Each page's clock is
    mapped to the bench's with the offset read over the Playwright round trip of smallest
    delay (error about half that round trip, a millisecond or two). Latency = follower's
@@ -313,8 +314,10 @@ def measure(browsers: list[Browser], launch: Any, url: str, args: argparse.Names
                     "([k, v]) => document.querySelector('[data-testid=viewer]')?.dataset[k] === v",
                     arg=[dataset_key, value], timeout=5_000)
             except PlaywrightError:
-                raise SystemExit(f"change {i} ({kind} {value}) never shown on {n}: " + p.evaluate(
-                    "JSON.stringify(document.querySelector('[data-testid=viewer]').dataset)")) from None
+                shown = p.evaluate(
+                    "JSON.stringify(document.querySelector('[data-testid=viewer]').dataset)")
+                raise SystemExit(f"change {i} ({kind} {value}) never shown on {n}: "
+                                 f"{shown}") from None
         time.sleep(random.uniform(0.15, 0.35))
 
     keys = [(k, t - offsets[HOST[0]]) for k, t in host.evaluate("window.__bench.keys")]
