@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from playwright.sync_api import ConsoleMessage
+from playwright.sync_api import ConsoleMessage, Page
 
 # Password of every demo account on the test server (HOICHAN_DEMO_PASSWORD).
 DEMO_PASSWORD = "e2e-demo-password-1"
@@ -36,3 +37,26 @@ class PageLog:
 
     def problems(self) -> list[str]:
         return self.errors + [m for m in self.console if m.startswith("error:")]
+
+
+def enter_room(page: Page, ready: str, host: Page | None = None, seconds: float = 60) -> None:
+    """Past the device preview without camera and microphone and, if the page waits in the
+    lobby, admitted by `host`; until `ready` (a selector) shows."""
+    deadline = time.monotonic() + seconds
+    admitted = False
+    while time.monotonic() < deadline:
+        page.wait_for_selector(
+            f"{ready}, [data-testid=lobby], [data-testid=join-without-media]",
+            timeout=seconds * 1000)
+        if page.locator(ready).count():
+            return
+        skip = page.get_by_test_id("join-without-media")
+        if skip.count() and skip.is_visible():
+            skip.click()
+        elif host is not None and not admitted and page.get_by_test_id("lobby").count():
+            admit = host.get_by_test_id("lobby-list").get_by_test_id("admit")
+            if admit.count():
+                admit.first.click()
+                admitted = True
+        page.wait_for_timeout(100)
+    page.wait_for_selector(ready, timeout=1)

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Callable
 
 from playwright.sync_api import Page, expect
 
-from tests.web.helpers import DemoServer, PageLog
+from tests.web.helpers import DemoServer, PageLog, enter_room
 from tests.web.test_viewer_e2e import (
     RENDERED,
     go_to,
@@ -26,27 +25,6 @@ DOCTOR = "doctor.hna@demo.hoichan.vn"  # a participant (neither host nor present
 SYNC_MS = 1_000  # "on every screen within a second"
 
 
-def into_room(page: Page, host: Page | None = None) -> None:
-    """Past the device preview (without camera and microphone: this test is about the
-    viewer) and, if the page waits in the lobby, admitted by `host`; until the viewer shows
-    an image."""
-    deadline = time.monotonic() + 60
-    admitted = False
-    while time.monotonic() < deadline:
-        page.wait_for_selector(
-            f"{RENDERED}, [data-testid=lobby], [data-testid=join-without-media]", timeout=60_000)
-        if page.locator(RENDERED).count():
-            return
-        skip = page.get_by_test_id("join-without-media")
-        if skip.count() and skip.is_visible():
-            skip.click()
-        elif host is not None and not admitted and page.get_by_test_id("lobby").count():
-            host.get_by_test_id("lobby-list").get_by_test_id("admit").click()
-            admitted = True
-        page.wait_for_timeout(100)
-    page.wait_for_selector(RENDERED, timeout=1)
-
-
 def measurement_labels(page: Page) -> list[str]:
     return page.get_by_test_id("measurement-label").all_inner_texts()
 
@@ -58,14 +36,14 @@ def test_measurements_camera_and_cine_reach_the_follower(
     host.goto(demo_server.url + "/login")
     sign_in(host)
     host.get_by_test_id("join").first.click()
-    into_room(host)
+    enter_room(host, RENDERED)
     room = host.url
     expect(host.get_by_test_id("sync-text")).to_have_text("You are driving the shared view.")
     doctor.goto(demo_server.url + "/login")
     sign_in(doctor, DOCTOR)
     doctor.wait_for_selector("[data-testid=consultation]")
     doctor.goto(room)
-    into_room(doctor, host)
+    enter_room(doctor, RENDERED, host)
     expect(doctor.get_by_test_id("sync-text")).to_contain_text("Following")
 
     host.get_by_test_id("viewport").click()
@@ -163,7 +141,7 @@ def test_measurements_camera_and_cine_reach_the_follower(
     # Back to the measured slice; a late joiner (the doctor's reload) opens with it.
     go_to(host, 90)
     doctor.reload()
-    into_room(doctor)
+    enter_room(doctor, RENDERED)
     wait_shown(doctor, 90)
     expect(doctor.get_by_test_id("measurement-label")).to_have_text(text)
     wait_data(doctor, "camera", camera)

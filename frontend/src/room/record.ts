@@ -6,7 +6,7 @@
  */
 
 import { errorBox, h, replaceChildren } from "../dom";
-import { ApiError, type Session } from "../session";
+import type { Session } from "../session";
 import { strings } from "../strings";
 
 export interface RecordText {
@@ -92,16 +92,15 @@ export class RecordPanel {
     this.render();
   }
 
-  /** The saved record (on entering the room). */
+  /** The saved record (on entering the room), as the consultation carries it: asking the
+   * record itself would be a 404 (logged by the browser as an error) until one is saved. */
   async load(): Promise<void> {
     try {
-      const record = await this.session.json<SavedRecord>(this.path);
-      this.receive(record);
+      const { record } = await this.session.json<{ record: SavedRecord | null }>(
+        `/api/consultations/${this.consultationId}`);
+      if (record) this.receive(record);
+      else this.render();
     } catch (err) {
-      if (err instanceof ApiError && err.status === 404) {
-        this.render();
-        return;
-      }
       replaceChildren(this.notice, errorBox(strings.recordLoadFailed(err instanceof Error ? err.message : String(err))));
     }
   }
