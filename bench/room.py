@@ -49,7 +49,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +57,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from playwright.sync_api import Browser, Page, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.web.conftest import CHROMIUM, CHROMIUM_FLAGS, DIST, REPO, _free_port
-from tests.web.helpers import DEMO_PASSWORD
+from tests.web.conftest import CHROMIUM, CHROMIUM_FLAGS, DIST
+from tests.web.helpers import DemoServer
 from tests.web.test_room_media_e2e import TRACK_PCS
 from tests.web.test_viewer_e2e import RENDERED, sign_in
 
@@ -106,39 +105,6 @@ INSTRUMENT = """(() => {
 
 class Budget(Exception):
     pass
-
-
-def start_server(root: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOICHAN_")}
-    env.update(HOICHAN_DATA_DIR=str(root / "var"), HOICHAN_HOST="127.0.0.1",
-               HOICHAN_PORT=str(port), HOICHAN_DICOM_PORT="0",
-               HOICHAN_DEMO_PASSWORD=DEMO_PASSWORD)
-    cli = [sys.executable, "-m", "app.cli"]
-    for step in (["migrate"], ["seed-demo"]):
-        done = subprocess.run(cli + step, cwd=REPO, env=env, capture_output=True, text=True,
-                              timeout=120, check=False)
-        if done.returncode:
-            raise SystemExit(f"hoichan {step[0]} failed:\n{done.stdout}\n{done.stderr}")
-    log = root / "serve.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(cli + ["serve"], cwd=REPO, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            raise SystemExit(f"hoichan serve exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
-                if r.status == 200:
-                    return proc, url, log
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("hoichan serve did not answer in 30 s")
-        time.sleep(0.2)
 
 
 def clock_offset(page: Page) -> float:
@@ -203,7 +169,9 @@ def pct(values: list[float], q: float) -> float:
 def run(args: argparse.Namespace) -> None:
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="hoichan-bench-room-"))
-    proc, url, _log = start_server(root)
+    server = DemoServer(root)
+    server.start()
+    url = server.url
     print(f"server {url} up in {time.monotonic() - started:.1f} s; load average "
           + " ".join(f"{x:.1f}" for x in os.getloadavg()) + f" on {os.cpu_count()} cores",
           flush=True)
@@ -222,12 +190,7 @@ def run(args: argparse.Namespace) -> None:
                 for b in browsers:
                     b.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        server.stop()
         subprocess.run(["rm", "-rf", str(root)], check=False)
         print(f"total {time.monotonic() - started:.1f} s", flush=True)
 

@@ -7,11 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +14,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from tests.web.helpers import DEMO_PASSWORD, DemoServer, PageLog
+from tests.web.helpers import REPO, DemoServer, PageLog
 
-REPO = Path(__file__).resolve().parents[2]
 DIST = REPO / "frontend" / "dist"
 ARTIFACTS = Path(os.environ.get("HOICHAN_TEST_ARTIFACTS", REPO / "tmp" / "artifacts"))
 CHROMIUM = "/usr/bin/chromium"
@@ -39,54 +33,16 @@ CHROMIUM_FLAGS = [
 expect.set_options(timeout=15_000)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
     if not (DIST / "index.html").is_file():
         pytest.fail("frontend/dist is not built: run `make frontend` (make test does it)")
-    root = tmp_path_factory.mktemp("e2e-server")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOICHAN_")}
-    env.update(HOICHAN_DATA_DIR=str(root / "var"), HOICHAN_HOST="127.0.0.1",
-               HOICHAN_PORT=str(port), HOICHAN_DICOM_PORT="0",
-               HOICHAN_DEMO_PASSWORD=DEMO_PASSWORD)
-    cli = [sys.executable, "-m", "app.cli"]
-    for step in (["migrate"], ["seed-demo"]):
-        done = subprocess.run(cli + step, cwd=REPO, env=env, capture_output=True, text=True,
-                              timeout=300)
-        assert done.returncode == 0, f"hoichan {step[0]} failed:\n{done.stdout}\n{done.stderr}"
-    log = root / "serve.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(cli + ["serve"], cwd=REPO, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-    server = DemoServer(f"http://127.0.0.1:{port}", root / "var", log)
+    server = DemoServer(tmp_path_factory.mktemp("e2e-server"))
+    server.start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"hoichan serve exited with {proc.returncode}:\n{server.log_tail()}")
-            try:
-                with urllib.request.urlopen(server.url + "/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"hoichan serve did not answer in 30 s:\n{server.log_tail()}")
-            time.sleep(0.2)
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        server.stop()
 
 
 # Per module: Playwright's sync API keeps an event loop running while it lives, and the
