@@ -41,8 +41,10 @@ async def _room_families(app: web.Application) -> list[Metric]:
     hub = app.get(HUB)
     members: Counter[tuple[str, str, str]] = Counter()
     rooms = 0
-    if hub is not None:
-        for room_id in await hub.state.rooms():
+    if hub is not None and hub.bridge is not None:
+        # The rooms whose media this process carries: with several nodes sharing Redis,
+        # each room is counted by exactly one of them.
+        for room_id in hub.bridge.room_ids():
             in_room = await hub.state.members(room_id)
             rooms += bool(in_room)
             for m in in_room:

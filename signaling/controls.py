@@ -72,12 +72,12 @@ async def set_role(ctx: Ctx, p: SetRole) -> dict[str, Any]:
         await ctx.hub.broadcast(ctx.room_id, "presence:update", {"member": member.public()})
         await _audit(ctx, "room.role_change", member.participant_id,
                      {"user_id": member.user_id, "from": old.value, "to": member.role.value})
-        if ctx.hub.bridge is not None and member.publishes != (old is not RoomRole.observer):
+        if ctx.hub.media is not None and member.publishes != (old is not RoomRole.observer):
             # Publishing or not is fixed per SFU participant: it rejoins the SFU and the
             # client builds new peer connections.
-            await ctx.hub.bridge.reset(ctx.room_id, member, "role_changed")
-    if ctx.hub.bridge is not None:
-        await ctx.hub.bridge.sync_presenter(ctx.room_id)
+            await ctx.hub.media.reset(ctx.room_id, member.participant_id, "role_changed")
+    if ctx.hub.media is not None:
+        await ctx.hub.media.sync_presenter(ctx.room_id)
     return {"ok": True, "changed": [m.participant_id for m in changed]}
 
 

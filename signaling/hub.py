@@ -21,6 +21,7 @@ from .room_state import Member, RoomState
 
 if TYPE_CHECKING:
     from .media_bridge import MediaBridge
+    from .media_router import MediaRouter
     from .stats import StatsCollector
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,11 @@ class Hub:
     state: RoomState
     sessions: async_sessionmaker[AsyncSession]
     connections: dict[str, Connection] = field(default_factory=dict)
+    #: This node's SFU rooms.
     bridge: MediaBridge | None = None
+    #: Where media requests go: the bridge itself on a single node, else the router that
+    #: finds the room's media node.
+    media: MediaBridge | MediaRouter | None = None
     stats: StatsCollector | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 

@@ -7,8 +7,9 @@ as subscribe-only participants; the SFU refuses a publish from the latter on its
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from app.db.models import RoomRole
 from media import (
     ForwardingDecision,
     IceCandidate,
@@ -24,14 +25,15 @@ from media import (
     VideoTrack,
 )
 
-from app.db.models import RoomRole
-
 from . import errors
 from .errors import SignalingError
 from .hub import Ctx, Hub
 from .permissions import Action, require
 from .room_state import Member
 from .schemas import Empty, Ice, Publish, SubscribeAnswer
+
+if TYPE_CHECKING:
+    from .media_router import MediaRouter
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,10 @@ def as_signaling_error(exc: MediaError) -> SignalingError:
 
 
 class MediaBridge:
+    """This node's SFU rooms. Every method names the member by participant id and reads it
+    from room state, so a request forwarded from another node (multi-node) is served the
+    same way as a local one."""
+
     def __init__(self, hub: Hub, config: SfuConfig | None = None) -> None:
         self._hub = hub
         self._config = config
@@ -70,12 +76,19 @@ class MediaBridge:
         self._subscribing: set[tuple[int, str]] = set()
         # Negotiation needed while the member's socket was down; offered on resume.
         self._pending: set[tuple[int, str]] = set()
+        # Resets the member missed while its socket was down (its room moved here): told
+        # on resume, with the reason.
+        self._missed_resets: dict[tuple[int, str], str] = {}
 
     def room(self, room_id: int) -> Room | None:
         return self._rooms.get(room_id)
 
     def room_ids(self) -> list[int]:
         return list(self._rooms)
+
+    def load(self) -> int:
+        """SFU participants on this node: what room placement balances."""
+        return sum(len(room.participant_ids) for room in self._rooms.values())
 
     def _room(self, room_id: int) -> Room:
         room = self._rooms.get(room_id)
@@ -91,15 +104,30 @@ class MediaBridge:
             self._rooms[room_id] = room
         return room
 
-    async def add(self, room_id: int, member: Member) -> None:
+    async def _member(self, room_id: int, participant_id: str) -> Member:
+        member = await self._hub.state.member(room_id, participant_id)
+        if member is None:
+            raise SignalingError(errors.NOT_FOUND, f"no participant {participant_id!r} "
+                                 "in this room")
+        return member
+
+    async def add(self, room_id: int, participant_id: str) -> None:
+        member = await self._member(room_id, participant_id)
         room = self._room(room_id)
-        if member.participant_id in room.participant_ids:
+        if participant_id in room.participant_ids:
             return
         if member.publishes:
-            room.add_publisher(member.participant_id)
+            room.add_publisher(participant_id)
         else:
-            room.add_observer(member.participant_id)
+            room.add_observer(participant_id)
         await self.sync_presenter(room_id)
+
+    async def adopt(self, room_id: int, reason: str) -> None:
+        """The room's media comes to this node (its node died or is draining): every
+        admitted member joins this SFU and is told to build new connections."""
+        for member in await self._hub.state.members(room_id):
+            if member.admitted:
+                await self.reset(room_id, member.participant_id, reason)
 
     async def sync_presenter(self, room_id: int) -> None:
         """Tell the SFU whose camera everyone sees large: the admitted presenter, if any."""
@@ -116,6 +144,7 @@ class MediaBridge:
         key = (room_id, participant_id)
         self._subscribing.discard(key)
         self._pending.discard(key)
+        self._missed_resets.pop(key, None)
         room = self._rooms.get(room_id)
         if room is None or participant_id not in room.participant_ids:
             return
@@ -124,15 +153,25 @@ class MediaBridge:
             del self._rooms[room_id]
             await room.close()
 
-    async def reset(self, room_id: int, member: Member, reason: str) -> None:
+    async def reset(self, room_id: int, participant_id: str, reason: str) -> None:
         """New SFU participant under the same id; the client must build new connections."""
-        await self.remove(room_id, member.participant_id)
-        await self.add(room_id, member)
+        await self.remove(room_id, participant_id)
+        await self.add(room_id, participant_id)
+        member = await self._member(room_id, participant_id)
+        if member.sid is None:
+            self._missed_resets[(room_id, participant_id)] = reason
+            return
         await self._hub.emit_to(member.sid, "media:reset",
                                 {"reason": reason, "can_publish": member.publishes})
 
     async def resumed(self, room_id: int, participant_id: str) -> None:
         key = (room_id, participant_id)
+        reason = self._missed_resets.pop(key, None)
+        if reason is not None:
+            member = await self._member(room_id, participant_id)
+            await self._hub.emit_to(member.sid, "media:reset",
+                                    {"reason": reason, "can_publish": member.publishes})
+            return
         if key in self._pending:
             self._pending.discard(key)
             await self._negotiation_needed(room_id, participant_id)
@@ -141,6 +180,7 @@ class MediaBridge:
         room = self._rooms.pop(room_id, None)
         self._subscribing = {k for k in self._subscribing if k[0] != room_id}
         self._pending = {k for k in self._pending if k[0] != room_id}
+        self._missed_resets = {k: v for k, v in self._missed_resets.items() if k[0] != room_id}
         if room is not None:
             await room.close()
 
@@ -180,88 +220,103 @@ class MediaBridge:
         await self._hub.emit_to(member.sid, "media:subscribe_offer",
                                 {"sdp": offer, "tracks": self.tracks(room_id, participant_id)})
 
-    # -- client events -----------------------------------------------------------
+    # -- a member's media events ---------------------------------------------------
 
-    def _member_room(self, ctx: Ctx) -> Room:
-        room = self._rooms.get(ctx.room_id)
-        if room is None or ctx.member.participant_id not in room.participant_ids:
+    def _member_room(self, room_id: int, participant_id: str) -> Room:
+        room = self._rooms.get(room_id)
+        if room is None or participant_id not in room.participant_ids:
             raise SignalingError(errors.UNKNOWN_CONNECTION, "you have no media session")
         return room
 
-    async def publish(self, ctx: Ctx, p: Publish) -> dict[str, Any]:
-        room = self._member_room(ctx)
+    async def publish(self, room_id: int, participant_id: str, sdp: str) -> dict[str, Any]:
+        room = self._member_room(room_id, participant_id)
         try:
-            answer = await room.publish(ctx.member.participant_id, p.sdp)
+            answer = await room.publish(participant_id, sdp)
         except MediaError as exc:
             raise as_signaling_error(exc) from None
         return {"sdp": answer}
 
-    async def subscribe(self, ctx: Ctx, _: Empty) -> dict[str, Any]:
-        room = self._member_room(ctx)
-        pid = ctx.member.participant_id
-        if not room.subscriptions(pid):
+    async def subscribe(self, room_id: int, participant_id: str) -> dict[str, Any]:
+        room = self._member_room(room_id, participant_id)
+        if not room.subscriptions(participant_id):
             # Nothing published yet: an offer without m-sections helps nobody (and its
             # answer would be refused); the first published track pushes an offer.
-            self._subscribing.add((ctx.room_id, pid))
+            self._subscribing.add((room_id, participant_id))
             return {"sdp": None, "tracks": []}
         try:
-            offer = await room.create_subscribe_offer(pid)
+            offer = await room.create_subscribe_offer(participant_id)
         except MediaError as exc:
             raise as_signaling_error(exc) from None
-        self._subscribing.add((ctx.room_id, pid))
-        return {"sdp": offer, "tracks": self.tracks(ctx.room_id, pid)}
+        self._subscribing.add((room_id, participant_id))
+        return {"sdp": offer, "tracks": self.tracks(room_id, participant_id)}
 
-    async def subscribe_answer(self, ctx: Ctx, p: SubscribeAnswer) -> dict[str, Any]:
-        room = self._member_room(ctx)
+    async def subscribe_answer(self, room_id: int, participant_id: str,
+                               sdp: str) -> dict[str, Any]:
+        room = self._member_room(room_id, participant_id)
         try:
-            await room.accept_subscribe_answer(ctx.member.participant_id, p.sdp)
+            await room.accept_subscribe_answer(participant_id, sdp)
         except MediaError as exc:
             raise as_signaling_error(exc) from None
         return {"ok": True}
 
-    async def ice(self, ctx: Ctx, p: Ice) -> dict[str, Any]:
-        if p.pc == "publish":
-            require(ctx.member, Action.PUBLISH)
-        room = self._member_room(ctx)
-        candidate = None
-        if p.candidate is not None:
-            candidate = IceCandidate(p.candidate.candidate, p.candidate.sdpMid,
-                                     p.candidate.sdpMLineIndex)
+    async def ice(self, room_id: int, participant_id: str, pc: Literal["publish", "subscribe"],
+                  candidate: dict[str, Any] | None) -> dict[str, Any]:
+        room = self._member_room(room_id, participant_id)
+        ice = None
+        if candidate is not None:
+            ice = IceCandidate(candidate["candidate"], candidate["sdpMid"],
+                               candidate["sdpMLineIndex"])
         try:
-            await room.add_ice_candidate(ctx.member.participant_id, p.pc, candidate)
+            await room.add_ice_candidate(participant_id, pc, ice)
         except MediaError as exc:
             raise as_signaling_error(exc) from None
         return {"ok": True}
 
-    async def restart(self, ctx: Ctx, _: Empty) -> dict[str, Any]:
+    async def restart(self, room_id: int, participant_id: str) -> dict[str, Any]:
         """The client lost its peer connections (reload, ICE failure): start media over."""
-        self._member_room(ctx)
-        await self.remove(ctx.room_id, ctx.member.participant_id)
-        await self.add(ctx.room_id, ctx.member)
-        return {"ok": True, "can_publish": ctx.member.publishes}
+        self._member_room(room_id, participant_id)
+        await self.remove(room_id, participant_id)
+        await self.add(room_id, participant_id)
+        member = await self._member(room_id, participant_id)
+        return {"ok": True, "can_publish": member.publishes}
 
 
-def _bridge(ctx: Ctx) -> MediaBridge:
-    if ctx.hub.bridge is None:
+# -- the client events: checked here, served by the node carrying the room's media ----
+
+def _media(ctx: Ctx) -> MediaBridge | MediaRouter:
+    if ctx.hub.media is None:
         raise SignalingError(errors.MEDIA_ERROR, "media is not enabled on this server")
-    return ctx.hub.bridge
+    return ctx.hub.media
 
 
 async def publish(ctx: Ctx, p: Publish) -> dict[str, Any]:
-    return await _bridge(ctx).publish(ctx, p)
+    result: dict[str, Any] = await _media(ctx).publish(
+        ctx.room_id, ctx.member.participant_id, p.sdp)
+    return result
 
 
-async def subscribe(ctx: Ctx, p: Empty) -> dict[str, Any]:
-    return await _bridge(ctx).subscribe(ctx, p)
+async def subscribe(ctx: Ctx, _: Empty) -> dict[str, Any]:
+    result: dict[str, Any] = await _media(ctx).subscribe(
+        ctx.room_id, ctx.member.participant_id)
+    return result
 
 
 async def subscribe_answer(ctx: Ctx, p: SubscribeAnswer) -> dict[str, Any]:
-    return await _bridge(ctx).subscribe_answer(ctx, p)
+    result: dict[str, Any] = await _media(ctx).subscribe_answer(
+        ctx.room_id, ctx.member.participant_id, p.sdp)
+    return result
 
 
 async def ice(ctx: Ctx, p: Ice) -> dict[str, Any]:
-    return await _bridge(ctx).ice(ctx, p)
+    if p.pc == "publish":
+        require(ctx.member, Action.PUBLISH)
+    candidate = p.candidate.model_dump() if p.candidate is not None else None
+    result: dict[str, Any] = await _media(ctx).ice(
+        ctx.room_id, ctx.member.participant_id, p.pc, candidate)
+    return result
 
 
-async def restart(ctx: Ctx, p: Empty) -> dict[str, Any]:
-    return await _bridge(ctx).restart(ctx, p)
+async def restart(ctx: Ctx, _: Empty) -> dict[str, Any]:
+    result: dict[str, Any] = await _media(ctx).restart(
+        ctx.room_id, ctx.member.participant_id)
+    return result

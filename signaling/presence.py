@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -49,8 +48,8 @@ async def _announce_admission(hub: Hub, room_id: int, member: Member, client_add
     if member.sid is not None:
         await hub.sio.enter_room(member.sid, channel(room_id), namespace=NAMESPACE)
     await lifecycle.mark_live(hub.sessions, room_id, member.user_id, client_addr)
-    if hub.bridge is not None:
-        await hub.bridge.add(room_id, member)
+    if hub.media is not None:
+        await hub.media.add(room_id, member.participant_id)
     await hub.broadcast(room_id, "presence:join", {"member": member.public()},
                         skip_sid=member.sid)
     await lifecycle.record(hub.sessions, "room.join", user_id=by or member.user_id,
@@ -72,6 +71,7 @@ async def join(hub: Hub, conn: Connection, _: Empty) -> dict[str, Any]:
         participant_id=new_participant_id(), user_id=claims.user_id, name=claims.name,
         hospital_code=claims.hospital_code, hospital_name=claims.hospital_name,
         tier=claims.tier, role=role, admitted=admitted, sid=conn.sid,
+        node=hub.settings.node_id,
     ))
     conn.participant_id = member.participant_id
     if not admitted:
@@ -96,7 +96,7 @@ async def _resume(hub: Hub, conn: Connection, existing: Member) -> dict[str, Any
                           {"message": "you joined this room from another connection"})
         await hub.sio.leave_room(old_sid, channel(room_id), namespace=NAMESPACE)
         hub.spawn(hub.disconnect(old_sid))
-    member = await hub.state.attach(room_id, pid, conn.sid, time.time())
+    member = await hub.state.attach(room_id, pid, conn.sid, time.time(), hub.settings.node_id)
     conn.participant_id = pid
     if not member.admitted:
         await lobby_changed(hub, room_id)
@@ -105,8 +105,8 @@ async def _resume(hub: Hub, conn: Connection, existing: Member) -> dict[str, Any
     if old_sid is None:
         await hub.broadcast(room_id, "presence:update", {"member": member.public()},
                             skip_sid=conn.sid)
-    if hub.bridge is not None:
-        await hub.bridge.resumed(room_id, pid)
+    if hub.media is not None:
+        await hub.media.resumed(room_id, pid)
     return {"participant_id": pid, "status": "admitted", "resumed": True,
             "snapshot": await snapshot(hub, room_id, member)}
 
@@ -128,8 +128,8 @@ async def remove(hub: Hub, room_id: int, participant_id: str, reason: str, *,
     if not member.admitted:
         await lobby_changed(hub, room_id)
         return member
-    if hub.bridge is not None:
-        await hub.bridge.remove(room_id, participant_id)
+    if hub.media is not None:
+        await hub.media.remove(room_id, participant_id)
     await hub.broadcast(room_id, "presence:leave",
                         {"participant_id": participant_id, "reason": reason})
     if participant_id in hands_before:
@@ -150,30 +150,21 @@ async def leave(ctx: Ctx, _: Empty) -> dict[str, Any]:
 
 
 async def dropped(hub: Hub, conn: Connection) -> None:
-    """The socket is gone: keep the member's place for the grace period."""
+    """The socket is gone: the member keeps its place for the grace period (the sweeper
+    removes it after that)."""
     if conn.participant_id is None:
         return
-    member = await hub.state.member(conn.room_id, conn.participant_id)
-    if member is None or member.sid != conn.sid:
-        return
-    member = await hub.state.attach(conn.room_id, member.participant_id, None, time.time())
+    member = await hub.state.detach(conn.room_id, conn.participant_id, conn.sid, time.time())
+    if member is not None:
+        await away(hub, conn.room_id, member)
+
+
+async def away(hub: Hub, room_id: int, member: Member) -> None:
+    """Tell the room that ``member`` is reconnecting."""
     if member.admitted:
-        await hub.broadcast(conn.room_id, "presence:update", {"member": member.public()})
+        await hub.broadcast(room_id, "presence:update", {"member": member.public()})
     else:
-        await lobby_changed(hub, conn.room_id)
-    hub.spawn(_expire(hub, conn.room_id, member.participant_id, conn.client_addr))
-
-
-async def _expire(hub: Hub, room_id: int, participant_id: str, client_addr: str) -> None:
-    grace = hub.settings.reconnect_grace_seconds
-    await asyncio.sleep(grace)
-    member = await hub.state.member(room_id, participant_id)
-    # The member may have come back (and maybe dropped again since, with a later clock).
-    if member is None or member.disconnected_at is None:
-        return
-    if time.time() - member.disconnected_at < grace - 0.05:
-        return
-    await remove(hub, room_id, participant_id, "timeout", client_addr=client_addr)
+        await lobby_changed(hub, room_id)
 
 
 async def set_media(ctx: Ctx, p: MediaStateIn) -> dict[str, Any]:
@@ -251,8 +242,8 @@ async def end(ctx: Ctx, _: Empty) -> dict[str, Any]:
     for m in members:
         if not m.admitted:
             await hub.emit_to(m.sid, "room:ended", {"by": ctx.member.participant_id})
-    if hub.bridge is not None:
-        await hub.bridge.close_room(room_id)
+    if hub.media is not None:
+        await hub.media.close_room(room_id)
     for m in members:
         conn = hub.connections.get(m.sid) if m.sid else None
         if conn is not None:

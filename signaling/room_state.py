@@ -3,19 +3,22 @@
 Everything else in signaling reads and changes rooms only through :class:`RoomState`.
 Every method is a coroutine and does its check-and-change as one step, so a Redis
 implementation (multi-node) can keep the same contract with one script per method.
-:class:`InProcessRoomState` serves a single process.
+:class:`InProcessRoomState` serves a single process, :class:`~signaling.redis_state.RedisRoomState`
+several; both apply the same rules (:class:`StoredRoomState`).
 """
 
 from __future__ import annotations
 
-import itertools
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from app.db.models import RoomRole
 
 from .errors import CONFLICT, NOT_FOUND, REMOVED, ROOM_FULL, SignalingError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class Member:
     sid: str | None = None
     #: time.time() of the drop while reconnecting, else None.
     disconnected_at: float | None = None
+    #: The node (app process) holding that socket: its sockets die with it.
+    node: str = ""
     media: MediaState = field(default_factory=MediaState)
 
     @property
@@ -107,8 +112,15 @@ class RoomState(Protocol):
         ...
 
     async def attach(self, room_id: int, participant_id: str, sid: str | None,
-                     at: float) -> Member:
-        """Bind the member to a socket, or (sid None) mark it reconnecting since ``at``."""
+                     at: float, node: str = "") -> Member:
+        """Bind the member to a socket on ``node``, or (sid None) mark it reconnecting
+        since ``at``."""
+        ...
+
+    async def detach(self, room_id: int, participant_id: str, sid: str,
+                     at: float) -> Member | None:
+        """Mark the member reconnecting since ``at`` if it is still on socket ``sid``;
+        None if it is gone or already on another socket (it came back meanwhile)."""
         ...
 
     async def admit(self, room_id: int, participant_id: str) -> Member: ...
@@ -166,167 +178,231 @@ class RoomState(Protocol):
 
 
 @dataclass
-class _Room:
+class RoomData:
+    """Everything kept of one room but its viewer state (which changes many times a second
+    and is kept apart). Plain data, so a store can serialize it whole."""
+
     members: dict[str, Member] = field(default_factory=dict)
     order: dict[str, int] = field(default_factory=dict)
+    next_order: int = 0
     banned: set[int] = field(default_factory=set)
     auto_admit: bool = False
     control_holder: str | None = None
     hands: list[str] = field(default_factory=list)
-    viewer: ViewerState | None = None
 
+    def copy(self) -> RoomData:
+        """Its own containers; the members themselves are immutable."""
+        return replace(self, members=dict(self.members), order=dict(self.order),
+                       banned=set(self.banned), hands=list(self.hands))
 
-class InProcessRoomState:
-    """Rooms in this process's memory. No method awaits, so each runs as one step."""
-
-    def __init__(self, limits: RoomLimits) -> None:
-        self._limits = limits
-        self._rooms: dict[int, _Room] = {}
-        self._arrivals = itertools.count()
-
-    def _room(self, room_id: int) -> _Room:
-        return self._rooms.setdefault(room_id, _Room())
-
-    def _get(self, room_id: int, participant_id: str) -> Member:
-        member = self._room(room_id).members.get(participant_id)
+    def get(self, participant_id: str) -> Member:
+        member = self.members.get(participant_id)
         if member is None:
             raise SignalingError(NOT_FOUND, f"no participant {participant_id!r} in this room")
         return member
 
-    def _check_capacity(self, room: _Room, role: RoomRole, leaving: str | None = None) -> None:
-        others = [m for pid, m in room.members.items() if pid != leaving]
-        if role is RoomRole.observer:
-            if sum(not m.publishes for m in others) >= self._limits.max_observers:
-                raise SignalingError(ROOM_FULL, f"the room has its maximum of "
-                                     f"{self._limits.max_observers} observers")
-        elif sum(m.publishes for m in others) >= self._limits.max_publishers:
-            raise SignalingError(ROOM_FULL, f"the room has its maximum of "
-                                 f"{self._limits.max_publishers} publishers")
-
-    def _put(self, room_id: int, member: Member) -> Member:
-        self._room(room_id).members[member.participant_id] = member
+    def put(self, member: Member) -> Member:
+        self.members[member.participant_id] = member
         return member
 
+    def sorted_members(self) -> list[Member]:
+        return sorted(self.members.values(), key=lambda m: self.order[m.participant_id])
+
+    def check_capacity(self, limits: RoomLimits, role: RoomRole,
+                       leaving: str | None = None) -> None:
+        others = [m for pid, m in self.members.items() if pid != leaving]
+        if role is RoomRole.observer:
+            if sum(not m.publishes for m in others) >= limits.max_observers:
+                raise SignalingError(ROOM_FULL, f"the room has its maximum of "
+                                     f"{limits.max_observers} observers")
+        elif sum(m.publishes for m in others) >= limits.max_publishers:
+            raise SignalingError(ROOM_FULL, f"the room has its maximum of "
+                                 f"{limits.max_publishers} publishers")
+
+
+class StoredRoomState:
+    """The rules of :class:`RoomState` over a store of :class:`RoomData`.
+
+    A store supplies ``_read`` (None for an unknown room) and ``_change``, which applies a
+    function to the room as one atomic step (creating the room if needed) and returns its
+    result; the function may raise, and then nothing changes. Viewer state, the room list
+    and dropping a room are the store's own."""
+
+    def __init__(self, limits: RoomLimits) -> None:
+        self._limits = limits
+
+    async def _read(self, room_id: int) -> RoomData | None:
+        raise NotImplementedError
+
+    async def _change(self, room_id: int, change: Callable[[RoomData], T]) -> T:
+        raise NotImplementedError
+
     async def add(self, room_id: int, member: Member) -> Member:
-        room = self._room(room_id)
-        if member.user_id in room.banned:
-            raise SignalingError(REMOVED, "the host removed you from this consultation")
-        if any(m.user_id == member.user_id for m in room.members.values()):
-            raise SignalingError(CONFLICT, "already a member of this room")
-        if member.role is not RoomRole.host:
-            self._check_capacity(room, member.role)
-        room.order[member.participant_id] = next(self._arrivals)
-        return self._put(room_id, member)
+        def change(room: RoomData) -> Member:
+            if member.user_id in room.banned:
+                raise SignalingError(REMOVED, "the host removed you from this consultation")
+            if any(m.user_id == member.user_id for m in room.members.values()):
+                raise SignalingError(CONFLICT, "already a member of this room")
+            if member.role is not RoomRole.host:
+                room.check_capacity(self._limits, member.role)
+            room.order[member.participant_id] = room.next_order
+            room.next_order += 1
+            return room.put(member)
+        return await self._change(room_id, change)
 
     async def member(self, room_id: int, participant_id: str) -> Member | None:
-        room = self._rooms.get(room_id)
+        room = await self._read(room_id)
         return room.members.get(participant_id) if room else None
 
     async def member_by_user(self, room_id: int, user_id: int) -> Member | None:
-        room = self._rooms.get(room_id)
+        room = await self._read(room_id)
         if room is None:
             return None
         return next((m for m in room.members.values() if m.user_id == user_id), None)
 
     async def members(self, room_id: int) -> list[Member]:
-        room = self._rooms.get(room_id)
-        if room is None:
-            return []
-        return sorted(room.members.values(), key=lambda m: room.order[m.participant_id])
+        room = await self._read(room_id)
+        return room.sorted_members() if room else []
 
     async def attach(self, room_id: int, participant_id: str, sid: str | None,
-                     at: float) -> Member:
-        member = self._get(room_id, participant_id)
-        return self._put(room_id, replace(
-            member, sid=sid, disconnected_at=None if sid is not None else at))
+                     at: float, node: str = "") -> Member:
+        return await self._change(room_id, lambda room: room.put(replace(
+            room.get(participant_id), sid=sid, node=node if sid is not None else "",
+            disconnected_at=None if sid is not None else at)))
+
+    async def detach(self, room_id: int, participant_id: str, sid: str,
+                     at: float) -> Member | None:
+        if await self._read(room_id) is None:
+            return None
+
+        def change(room: RoomData) -> Member | None:
+            member = room.members.get(participant_id)
+            if member is None or member.sid != sid:
+                return None
+            return room.put(replace(member, sid=None, node="", disconnected_at=at))
+        return await self._change(room_id, change)
 
     async def admit(self, room_id: int, participant_id: str) -> Member:
-        return self._put(room_id, replace(self._get(room_id, participant_id), admitted=True))
+        return await self._change(room_id, lambda room: room.put(replace(
+            room.get(participant_id), admitted=True)))
 
     async def set_media(self, room_id: int, participant_id: str, media: MediaState) -> Member:
-        return self._put(room_id, replace(self._get(room_id, participant_id), media=media))
+        return await self._change(room_id, lambda room: room.put(replace(
+            room.get(participant_id), media=media)))
 
     async def set_role(self, room_id: int, participant_id: str,
                        role: RoomRole) -> list[Member]:
-        room = self._room(room_id)
-        member = self._get(room_id, participant_id)
-        if role is RoomRole.host or member.role is RoomRole.host:
-            raise SignalingError(CONFLICT, "the host role cannot be given or taken in the room")
-        if member.role is role:
-            return []
-        if member.publishes != (role is not RoomRole.observer):
-            self._check_capacity(room, role, leaving=participant_id)
-        changed = [self._put(room_id, replace(
-            member, role=role,
-            media=MediaState() if role is RoomRole.observer else member.media))]
-        if role is RoomRole.presenter:
-            for other in list(room.members.values()):
-                if other.role is RoomRole.presenter and other.participant_id != participant_id:
-                    changed.append(self._put(room_id, replace(other, role=RoomRole.participant)))
-        return changed
+        def change(room: RoomData) -> list[Member]:
+            member = room.get(participant_id)
+            if role is RoomRole.host or member.role is RoomRole.host:
+                raise SignalingError(CONFLICT,
+                                     "the host role cannot be given or taken in the room")
+            if member.role is role:
+                return []
+            if member.publishes != (role is not RoomRole.observer):
+                room.check_capacity(self._limits, role, leaving=participant_id)
+            changed = [room.put(replace(
+                member, role=role,
+                media=MediaState() if role is RoomRole.observer else member.media))]
+            if role is RoomRole.presenter:
+                for other in list(room.members.values()):
+                    if other.role is RoomRole.presenter and other.participant_id != participant_id:
+                        changed.append(room.put(replace(other, role=RoomRole.participant)))
+            return changed
+        return await self._change(room_id, change)
 
     async def remove(self, room_id: int, participant_id: str, *,
                      ban: bool = False) -> Member | None:
-        room = self._rooms.get(room_id)
-        if room is None:
+        if await self._read(room_id) is None:
             return None
-        member = room.members.pop(participant_id, None)
-        room.order.pop(participant_id, None)
-        if participant_id in room.hands:
-            room.hands.remove(participant_id)
-        if room.control_holder == participant_id:
-            room.control_holder = None
-        if member is not None and ban:
-            room.banned.add(member.user_id)
-        return member
+
+        def change(room: RoomData) -> Member | None:
+            member = room.members.pop(participant_id, None)
+            room.order.pop(participant_id, None)
+            if participant_id in room.hands:
+                room.hands.remove(participant_id)
+            if room.control_holder == participant_id:
+                room.control_holder = None
+            if member is not None and ban:
+                room.banned.add(member.user_id)
+            return member
+        return await self._change(room_id, change)
 
     async def auto_admit(self, room_id: int) -> bool:
-        return self._room(room_id).auto_admit
+        room = await self._read(room_id)
+        return room.auto_admit if room else False
 
     async def set_auto_admit(self, room_id: int, on: bool) -> None:
-        self._room(room_id).auto_admit = on
+        def change(room: RoomData) -> None:
+            room.auto_admit = on
+        await self._change(room_id, change)
 
     async def control_holder(self, room_id: int) -> str | None:
-        room = self._rooms.get(room_id)
+        room = await self._read(room_id)
         return room.control_holder if room else None
 
     async def set_control_holder(self, room_id: int, participant_id: str | None) -> None:
-        if participant_id is not None and not self._get(room_id, participant_id).admitted:
-            raise SignalingError(NOT_FOUND, f"{participant_id!r} is not admitted to the room")
-        self._room(room_id).control_holder = participant_id
-
-    async def viewer(self, room_id: int) -> ViewerState | None:
-        room = self._rooms.get(room_id)
-        return room.viewer if room else None
-
-    async def set_viewer(self, room_id: int, by: str, state: dict[str, Any]) -> int:
-        room = self._room(room_id)
-        seq = room.viewer.seq + 1 if room.viewer else 1
-        room.viewer = ViewerState(seq, by, state)
-        return seq
+        def change(room: RoomData) -> None:
+            if participant_id is not None and not room.get(participant_id).admitted:
+                raise SignalingError(NOT_FOUND,
+                                     f"{participant_id!r} is not admitted to the room")
+            room.control_holder = participant_id
+        await self._change(room_id, change)
 
     async def hands(self, room_id: int) -> list[str]:
-        room = self._rooms.get(room_id)
+        room = await self._read(room_id)
         return list(room.hands) if room else []
 
     async def raise_hand(self, room_id: int, participant_id: str) -> bool:
-        room = self._room(room_id)
-        self._get(room_id, participant_id)
-        if participant_id in room.hands:
-            return False
-        room.hands.append(participant_id)
-        return True
+        def change(room: RoomData) -> bool:
+            room.get(participant_id)
+            if participant_id in room.hands:
+                return False
+            room.hands.append(participant_id)
+            return True
+        return await self._change(room_id, change)
 
     async def lower_hand(self, room_id: int, participant_id: str) -> bool:
-        room = self._room(room_id)
-        if participant_id not in room.hands:
-            return False
-        room.hands.remove(participant_id)
-        return True
+        def change(room: RoomData) -> bool:
+            if participant_id not in room.hands:
+                return False
+            room.hands.remove(participant_id)
+            return True
+        return await self._change(room_id, change)
+
+
+class InProcessRoomState(StoredRoomState):
+    """Rooms in this process's memory. No change awaits, so each runs as one step."""
+
+    def __init__(self, limits: RoomLimits) -> None:
+        super().__init__(limits)
+        self._rooms: dict[int, RoomData] = {}
+        self._viewers: dict[int, ViewerState] = {}
+
+    async def _read(self, room_id: int) -> RoomData | None:
+        return self._rooms.get(room_id)
+
+    async def _change(self, room_id: int, change: Callable[[RoomData], T]) -> T:
+        room = self._rooms.get(room_id)
+        # A copy, so a change that raises halfway leaves the room as it was.
+        work = room.copy() if room is not None else RoomData()
+        result = change(work)
+        self._rooms[room_id] = work
+        return result
+
+    async def viewer(self, room_id: int) -> ViewerState | None:
+        return self._viewers.get(room_id)
+
+    async def set_viewer(self, room_id: int, by: str, state: dict[str, Any]) -> int:
+        old = self._viewers.get(room_id)
+        seq = old.seq + 1 if old else 1
+        self._viewers[room_id] = ViewerState(seq, by, state)
+        return seq
 
     async def rooms(self) -> list[int]:
         return [rid for rid, room in self._rooms.items() if room.members]
 
     async def drop(self, room_id: int) -> list[Member]:
+        self._viewers.pop(room_id, None)
         room = self._rooms.pop(room_id, None)
         return list(room.members.values()) if room else []

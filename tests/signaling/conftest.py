@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -111,10 +111,11 @@ class Peer:
 class Room:
     """Mints join tokens for the demo world's doctors and connects them."""
 
-    def __init__(self, client: TestClient[Any, Any], world: World) -> None:
+    def __init__(self, url: str, world: World,
+                  client: TestClient[Any, Any] | None = None) -> None:
         self.client = client
         self.world = world
-        self.url = str(client.make_url("/")).rstrip("/")
+        self.url = url.rstrip("/")
         self.peers: list[Peer] = []
         self.consultation_id = world.consultation_id
 
@@ -122,33 +123,38 @@ class Room:
     def hub(self) -> Any:
         from signaling.server import HUB
 
+        assert self.client is not None, "this room's server runs in another process"
         return self.client.app[HUB]
 
     def token(self, key: str, role: str | None = None, *, consultation_id: int | None = None,
               minutes: float = 10, now: datetime | None = None) -> str:
         user = self.world.user(key)
         default_role = {"BM": "host", "NDI": "presenter"}.get(key, "participant")
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         return issue_join(JoinClaims(
             user_id=user.id, consultation_id=consultation_id or self.consultation_id,
             room_role=role or default_role, name=user.name, hospital_code=user.hospital.code,
             hospital_name=user.hospital.name, tier=user.hospital.tier.value,
             expires_at=now + timedelta(minutes=minutes)), self.world.settings.jwt_secret, now)
 
-    async def connect(self, key: str, role: str | None = None, *, auth: Any = None) -> Peer:
+    async def connect(self, key: str, role: str | None = None, *, auth: Any = None,
+                      url: str | None = None) -> Peer:
         peer = Peer(key)
         self.peers.append(peer)
-        await peer.connect(self.url, auth if auth is not None else {"token": self.token(key, role)})
+        await peer.connect(url or self.url,
+                           auth if auth is not None else {"token": self.token(key, role)})
         return peer
 
-    async def joined(self, key: str, role: str | None = None) -> Peer:
-        peer = await self.connect(key, role)
+    async def joined(self, key: str, role: str | None = None, *,
+                     url: str | None = None) -> Peer:
+        peer = await self.connect(key, role, url=url)
         await peer.join()
         return peer
 
-    async def admitted(self, host: Peer, key: str, role: str | None = None) -> Peer:
+    async def admitted(self, host: Peer, key: str, role: str | None = None, *,
+                       url: str | None = None) -> Peer:
         """A non-host member through the lobby, admitted by ``host``."""
-        peer = await self.joined(key, role)
+        peer = await self.joined(key, role, url=url)
         assert peer.join_ack is not None
         if peer.join_ack["status"] == "lobby":
             assert (await host.call("lobby:admit", {"participant_id": peer.participant_id})) \
@@ -159,7 +165,7 @@ class Room:
 
 @pytest.fixture
 async def room(client: TestClient[Any, Any], world: World) -> AsyncIterator[Room]:
-    r = Room(client, world)
+    r = Room(str(client.make_url("/")), world, client)
     yield r
     for peer in r.peers:
         await peer.close()

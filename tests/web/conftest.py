@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from tests.web.helpers import REPO, DemoServer, PageLog
+from tests.app_process import REPO
+from tests.web.helpers import DemoServer, PageLog
 
 DIST = REPO / "frontend" / "dist"
 ARTIFACTS = Path(os.environ.get("HOICHAN_TEST_ARTIFACTS", REPO / "tmp" / "artifacts"))

@@ -1,0 +1,110 @@
+"""The app processes of a deployment as Redis sees them, and which one carries each room's
+media (multi-node).
+
+Every node refreshes a heartbeat key with a time to live and its load (SFU participants)
+and whether it is draining. A room's media lives on one node, recorded in a hash; a room
+whose node is gone or draining is placed again, on the live node with the least load, by a
+compare-and-set so two nodes placing it at once agree (as LiveKit places rooms).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+# Set the room's node only if it is still what the caller saw ('' = none).
+_CLAIM = """
+local current = redis.call('HGET', KEYS[1], ARGV[1]) or ''
+if current == ARGV[2] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  return 1
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    node_id: str
+    load: int
+    draining: bool
+    at: float
+
+
+class NodeRegistry:
+    def __init__(self, redis: Redis, prefix: str, node_id: str, ttl_seconds: float) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self.node_id = node_id
+        self._ttl_ms = int(ttl_seconds * 1000)
+        self._nodes_key = f"{prefix}:nodes"
+        self._placement_key = f"{prefix}:room-nodes"
+        self._claim = redis.register_script(_CLAIM)
+        self._release = redis.register_script(_RELEASE)
+        self.draining = False
+
+    def _node_key(self, node_id: str) -> str:
+        return f"{self._prefix}:node:{node_id}"
+
+    async def heartbeat(self, load: int) -> None:
+        info = json.dumps({"load": load, "draining": self.draining, "at": time.time()})
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._node_key(self.node_id), info, px=self._ttl_ms)
+            pipe.sadd(self._nodes_key, self.node_id)
+            await pipe.execute()
+
+    async def forget(self, node_id: str) -> None:
+        """The node is gone (it stopped, or nobody listens for it any more) rather than
+        after its heartbeat expires; a node still running re-adds itself."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._node_key(node_id))
+            pipe.srem(self._nodes_key, node_id)
+            await pipe.execute()
+
+    async def alive(self) -> dict[str, NodeInfo]:
+        ids = sorted(await self._redis.smembers(self._nodes_key))
+        if not ids:
+            return {}
+        values = await self._redis.mget([self._node_key(n) for n in ids])
+        nodes = {}
+        for node_id, raw in zip(ids, values):
+            if raw is None:
+                # Its heartbeat expired: forget it (a node that comes back re-adds itself).
+                await self._redis.srem(self._nodes_key, node_id)
+                continue
+            d = json.loads(raw)
+            nodes[node_id] = NodeInfo(node_id, d["load"], d["draining"], d["at"])
+        return nodes
+
+    async def owner(self, room_id: int) -> str | None:
+        owner = await self._redis.hget(self._placement_key, str(room_id))
+        return str(owner) if owner is not None else None
+
+    async def placements(self) -> dict[int, str]:
+        raw = await self._redis.hgetall(self._placement_key)
+        return {int(k): str(v) for k, v in raw.items()}
+
+    async def claim(self, room_id: int, seen: str | None, node_id: str) -> bool:
+        return bool(await self._claim(keys=[self._placement_key],
+                                      args=[str(room_id), seen or "", node_id]))
+
+    async def release(self, room_id: int, node_id: str) -> None:
+        """Forget the room's placement if it is still on ``node_id`` (the room ended)."""
+        await self._release(keys=[self._placement_key], args=[str(room_id), node_id])
+
+    def choose(self, nodes: dict[str, NodeInfo], exclude: str | None = None) -> str | None:
+        """The live, not draining node with the least load; this one on a tie."""
+        candidates = [n for n in nodes.values() if not n.draining and n.node_id != exclude]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda n: (n.load, n.node_id != self.node_id,
+                                              n.node_id)).node_id

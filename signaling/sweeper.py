@@ -1,0 +1,88 @@
+"""Once a second on every node: what no single event triggers.
+
+- Members away longer than the reconnect grace are removed (whichever node sees it first;
+  the others find them gone).
+- Multi-node: the node's heartbeat (its load, whether it drains); members whose socket was
+  on a node that died are marked reconnecting; rooms whose media node died are placed on a
+  live node, whose SFU adopts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from . import presence
+from .hub import Hub
+from .media_router import MediaRouter
+
+log = logging.getLogger(__name__)
+
+
+class Sweeper:
+    def __init__(self, hub: Hub, router: MediaRouter | None, interval: float = 1.0) -> None:
+        self._hub = hub
+        self._router = router
+        self._interval = interval
+
+    async def beat(self) -> None:
+        if self._router is not None:
+            assert self._hub.bridge is not None
+            await self._router.nodes.heartbeat(self._hub.bridge.load())
+
+    async def sweep_once(self) -> None:
+        hub = self._hub
+        await self.beat()
+        alive = set(await self._router.nodes.alive()) if self._router is not None else None
+        grace = hub.settings.reconnect_grace_seconds
+        # Placements before rooms: a room placed after this read is not taken for ended.
+        placements = await self._router.nodes.placements() if self._router is not None else {}
+        rooms = await hub.state.rooms()
+        for room_id in rooms:
+            now = time.time()
+            for member in await hub.state.members(room_id):
+                if alive is not None and member.sid is not None and member.node not in alive:
+                    lost = await hub.state.detach(room_id, member.participant_id,
+                                                  member.sid, now)
+                    if lost is not None:
+                        log.info("room %s: %s was on node %s, which is gone", room_id,
+                                 member.participant_id, member.node)
+                        await presence.away(hub, room_id, lost)
+                elif member.disconnected_at is not None and \
+                        now - member.disconnected_at >= grace:
+                    await presence.remove(hub, room_id, member.participant_id, "timeout")
+            if self._router is not None:
+                await self._router.place(room_id, create=False)
+        if self._router is not None:
+            for room_id, node in placements.items():
+                if room_id not in rooms:
+                    await self._router.nodes.release(room_id, node)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.sweep_once()
+            except Exception:
+                log.exception("room sweep failed")
+
+
+async def drain_node(hub: Hub, router: MediaRouter) -> None:
+    """Stop taking rooms and move this node's rooms to the other live nodes, least loaded
+    first; with no other node, the rooms stay until the process ends."""
+    router.nodes.draining = True
+    assert hub.bridge is not None
+    await router.nodes.heartbeat(hub.bridge.load())
+    for room_id in hub.bridge.room_ids():
+        target = router.nodes.choose(await router.nodes.alive(), exclude=router.nodes.node_id)
+        if target is None:
+            log.warning("draining: no other node to take room %s", room_id)
+            continue
+        try:
+            moved = await router.move(room_id, target, "node_draining")
+        except Exception:
+            log.exception("draining: room %s did not move to %s", room_id, target)
+            continue
+        log.info("draining: room %s %s to %s", room_id, "moved" if moved else "not moved",
+                 target)

@@ -1,0 +1,228 @@
+"""Two `hoichan serve` processes sharing the real PostgreSQL and Redis: one room across both,
+its media on one of them, and what happens when that one is killed or drains."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from tests.app_process import AppProcess
+from tests.conftest import JWT_SECRET, World
+
+from .conftest import Peer, Room
+from .media_clients import MediaClient, until
+from .test_viewer import view
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+GRACE_S = 20.0
+NODE_TTL_S = 2.0
+RECOVERY_S = 10.0  # the issue's bound: participants back within 10 s
+
+pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+class Nodes:
+    def __init__(self, tmp_path: Path, database_url: str) -> None:
+        self.prefix = f"test-{secrets.token_hex(4)}"
+        self.nodes = {name: AppProcess(
+            tmp_path / name, HOICHAN_DATABASE_URL=database_url, HOICHAN_JWT_SECRET=JWT_SECRET,
+            HOICHAN_REDIS_URL=REDIS_URL, HOICHAN_REDIS_PREFIX=self.prefix,
+            HOICHAN_NODE_ID=name, HOICHAN_NODE_TTL_SECONDS=str(NODE_TTL_S),
+            HOICHAN_ICE_HOST_ADDRESSES="127.0.0.1",
+            HOICHAN_RECONNECT_GRACE_SECONDS=str(GRACE_S),
+            HOICHAN_ROOM_STATS_INTERVAL_SECONDS="1") for name in ("a", "b")}
+
+    def __getitem__(self, name: str) -> AppProcess:
+        return self.nodes[name]
+
+    async def owner(self, room_id: int) -> str | None:
+        redis = Redis.from_url(REDIS_URL, decode_responses=True)
+        try:
+            owner: str | None = await redis.hget(f"{self.prefix}:room-nodes", str(room_id))
+        finally:
+            await redis.aclose()
+        return owner
+
+    async def clean(self) -> None:
+        redis = Redis.from_url(REDIS_URL)
+        try:
+            keys = [k async for k in redis.scan_iter(f"{self.prefix}:*")]
+            if keys:
+                await redis.delete(*keys)
+        finally:
+            await redis.aclose()
+
+
+@pytest.fixture
+def nodes(tmp_path: Path, database_url: str, world: World) -> Iterator[Nodes]:
+    ns = Nodes(tmp_path, database_url)
+    try:
+        for node in ns.nodes.values():
+            node.start()
+        yield ns
+    finally:
+        for node in ns.nodes.values():
+            node.kill()
+        asyncio.run(ns.clean())
+
+
+@pytest.fixture
+async def room(nodes: Nodes, world: World) -> AsyncIterator[Room]:
+    r = Room(nodes["a"].url, world)
+    clients: list[MediaClient] = []
+    r.media_clients = clients  # type: ignore[attr-defined]
+    yield r
+    for client in clients:
+        await client.close()
+    for peer in r.peers:
+        await peer.close()
+
+
+def media(room: Room, peer: Peer) -> MediaClient:
+    client = MediaClient(peer)
+    room.media_clients.append(client)  # type: ignore[attr-defined]
+    return client
+
+
+async def on_air(room: Room, peer: Peer) -> MediaClient:
+    client = media(room, peer)
+    ack = await client.publish()
+    assert "error" not in ack, ack
+    await client.subscribe()
+    return client
+
+
+async def receiving(client: MediaClient, publisher: Peer, frames: int = 15,
+                    timeout: float = 30.0) -> None:
+    assert publisher.participant_id is not None
+    start = client.frames(publisher.participant_id, "video")
+    await until(lambda: client.frames(publisher.participant_id or "", "video") >= start + frames,
+                timeout, f"{client.peer.label} receives {publisher.label}'s video")
+
+
+async def test_members_on_two_nodes_are_in_one_room(nodes: Nodes, room: Room) -> None:
+    host = await room.joined("BM", url=nodes["a"].url)
+    doctor = await room.admitted(host, "NDI", url=nodes["b"].url)
+    # Fan-out and room state cross the nodes both ways.
+    joined = await host.wait("presence:join")
+    assert joined["member"]["participant_id"] == doctor.participant_id
+    snapshot = doctor.seen("room:admitted")[0]["snapshot"]
+    assert [m["participant_id"] for m in snapshot["members"]] == [
+        host.participant_id, doctor.participant_id]
+    assert await doctor.call("chat:send", {"text": "CT loaded?"}) != {}
+    said = await host.wait("chat:message")
+    assert said["text"] == "CT loaded?"
+    # The presenter (on b) drives the viewer; the host (on a) follows.
+    ack = await doctor.call("viewer:state", view(42))
+    assert ack == {"ok": True, "seq": 1}
+    seen = await host.wait("viewer:state")
+    assert seen["seq"] == 1 and seen["state"]["viewports"][0]["image_index"] == 42
+
+    # Media: the room is on one node; the member on the other reaches it all the same.
+    host_media, doctor_media = await on_air(room, host), await on_air(room, doctor)
+    assert await nodes.owner(room.consultation_id) in {"a", "b"}
+    await receiving(host_media, doctor)
+    await receiving(doctor_media, host)
+
+
+async def test_killed_media_node_room_recovers_on_the_other(nodes: Nodes, room: Room) -> None:
+    host = await room.joined("BM", url=nodes["a"].url)
+    doctor = await room.admitted(host, "NDI", url=nodes["b"].url)
+    await on_air(room, host)
+    doctor_media = await on_air(room, doctor)
+    await receiving(doctor_media, host)
+    assert await nodes.owner(room.consultation_id) == "a"  # the first member placed it
+
+    nodes["a"].kill()
+    loop = asyncio.get_running_loop()
+    killed_at = loop.time()
+    # The host's socket died with node a: the room sees it reconnecting, not gone ...
+    away = await doctor.wait("presence:update", lambda d: d["member"]["participant_id"]
+                             == host.participant_id, timeout=RECOVERY_S)
+    assert away["member"]["status"] == "reconnecting"
+    # ... and the doctor, whose socket is on b, is told to rebuild its media there.
+    reset = await doctor.wait("media:reset", timeout=RECOVERY_S)
+    assert reset["reason"] == "media_moved"
+    assert await nodes.owner(room.consultation_id) == "b"
+    back = await room.joined("BM", url=nodes["b"].url)
+    assert back.join_ack is not None and back.join_ack["resumed"] is True
+    assert back.participant_id == host.participant_id
+    # It missed the reset while away: it hears of it on resuming.
+    assert (await back.wait("media:reset"))["reason"] == "media_moved"
+    back_media = await on_air(room, back)
+    doctor_media = await on_air(room, doctor)
+    await receiving(doctor_media, back, frames=5, timeout=RECOVERY_S)
+    await receiving(back_media, doctor, frames=5, timeout=RECOVERY_S)
+    recovered = loop.time() - killed_at
+    assert recovered < RECOVERY_S + 10, recovered
+
+
+async def test_draining_node_hands_its_rooms_over(nodes: Nodes, room: Room) -> None:
+    host = await room.joined("BM", url=nodes["a"].url)
+    await on_air(room, host)
+    assert await nodes.owner(room.consultation_id) == "a"
+    # Both members' sockets on b: only the media lives on a.
+    await host.close()
+    host = await room.joined("BM", url=nodes["b"].url)
+    assert (await host.call("media:restart"))["ok"] is True
+    doctor = await room.admitted(host, "NDI", url=nodes["b"].url)
+    host_media, doctor_media = await on_air(room, host), await on_air(room, doctor)
+    await receiving(doctor_media, host)
+
+    code = await asyncio.to_thread(nodes["a"].stop)
+    assert code == 0, nodes["a"].log_tail()
+    for peer in (host, doctor):
+        reset = await peer.wait("media:reset", timeout=RECOVERY_S)
+        assert reset["reason"] == "node_draining"
+    assert await nodes.owner(room.consultation_id) == "b"
+    host_media, doctor_media = await on_air(room, host), await on_air(room, doctor)
+    await receiving(doctor_media, host, frames=5, timeout=RECOVERY_S)
+    await receiving(host_media, doctor, frames=5, timeout=RECOVERY_S)
+
+
+async def test_a_room_is_placed_on_the_least_loaded_node(nodes: Nodes, room: Room,
+                                                        world: World) -> None:
+    host = await room.joined("BM", url=nodes["a"].url)
+    await on_air(room, host)
+    assert await nodes.owner(room.consultation_id) == "a"
+    await asyncio.sleep(1.5)  # a's next heartbeat carries its load
+    # Another consultation opened on node a goes to b, which carries nothing.
+    other = await _second_consultation(world)
+    expert = Room(nodes["a"].url, world)
+    expert.consultation_id = other
+    try:
+        await expert.joined("BM")
+        assert await nodes.owner(other) == "b"
+    finally:
+        for peer in expert.peers:
+            await peer.close()
+
+
+async def _second_consultation(world: World) -> int:
+    from datetime import timedelta
+
+    from app.db.engine import create_engine, session_factory
+    from app.db.models import Consultation
+    from app.db.types import utcnow
+
+    engine = create_engine(world.settings.database_url)
+    try:
+        async with session_factory(engine).begin() as session:
+            first = await session.get(Consultation, world.consultation_id)
+            assert first is not None
+            now = utcnow()
+            c = Consultation(title="Second room", host_hospital_id=first.host_hospital_id,
+                             scheduled_start=now - timedelta(minutes=5),
+                             scheduled_end=now + timedelta(hours=1),
+                             status=first.status, created_by_id=first.created_by_id)
+            session.add(c)
+            await session.flush()
+            return int(c.id)
+    finally:
+        await engine.dispose()
+
