@@ -4,9 +4,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -q -c requirements.lock
-# Debian packages the tests drive as real peers: a PACS, the DICOM toolkit, a browser.
-TEST_APT := orthanc orthanc-dicomweb dcmtk chromium fonts-liberation
-TEST_CMDS := /usr/sbin/Orthanc /usr/bin/storescu /usr/bin/chromium
+# Debian packages the tests drive as real peers: a PACS, the DICOM toolkit, a browser, and
+# the deploy/ servers (a TURN server, the reverse proxy).
+TEST_APT := orthanc orthanc-dicomweb dcmtk chromium fonts-liberation coturn nginx
+TEST_CMDS := /usr/sbin/Orthanc /usr/bin/storescu /usr/bin/chromium /usr/bin/turnserver \
+	/usr/sbin/nginx
 
 # The browser app (TypeScript, Vite): installed exactly from package-lock.json, rebuilt into
 # frontend/dist only when a source or the lockfile changed. Needs Node.js 20.19+ and npm.

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import ssl
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 ENV_PREFIX = "HOICHAN_"
@@ -99,6 +101,19 @@ class Settings:
     signaling_event_burst: int = 60
     signaling_max_event_bytes: int = 256 * 1024
     room_stats_interval_seconds: float = 2.0
+    # TURN (coturn with use-auth-secret): the URIs handed to browsers with each join token,
+    # the secret shared with coturn, and how long a credential opens new allocations.
+    turn_urls: tuple[str, ...] = field(default_factory=tuple)
+    turn_secret: str = ""
+    turn_ttl_seconds: int = 3600
+    # Multi-node (with redis_url): this process's name among the nodes, and the prefix of
+    # every Redis key and channel (several deployments may share one Redis).
+    node_id: str = "node"
+    redis_prefix: str = "hoichan"
+    #: How long a node that stops sending heartbeats is still taken for alive.
+    node_ttl_seconds: float = 6.0
+    #: Reverse proxies whose X-Forwarded-For / -Proto name the client (nginx in front).
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = field(default_factory=tuple)
 
     @property
     def is_sqlite(self) -> bool:
@@ -161,6 +176,33 @@ def _dicom_tls() -> tuple[Path | None, Path | None, Path | None]:
     return Path(cert).resolve(), Path(key).resolve(), Path(ca).resolve() if ca else None
 
 
+def _turn_servers() -> tuple[tuple[str, ...], str]:
+    """The TURN URIs and their shared secret, checked now: URIs without a secret would hand
+    browsers credentials coturn refuses, and media would fail only behind NATs."""
+    urls = tuple(u.strip() for u in _env("TURN_URLS", "").split(",") if u.strip())
+    bad = [u for u in urls if not u.startswith(("turn:", "turns:"))]
+    if bad:
+        raise ConfigError(f"{ENV_PREFIX}TURN_URLS: every URI starts with turn: or turns:, "
+                          f"got {', '.join(bad)}")
+    secret = _env("TURN_SECRET", "")
+    if urls and len(secret) < 32:
+        raise ConfigError(f"{ENV_PREFIX}TURN_URLS needs {ENV_PREFIX}TURN_SECRET, the "
+                          "static-auth-secret of coturn, of at least 32 characters")
+    return urls, secret
+
+
+def _trusted_proxies() -> tuple[IPv4Network | IPv6Network, ...]:
+    networks = []
+    for item in _env("TRUSTED_PROXIES", "").split(","):
+        if item.strip():
+            try:
+                networks.append(ip_network(item.strip(), strict=False))
+            except ValueError:
+                raise ConfigError(f"{ENV_PREFIX}TRUSTED_PROXIES: {item.strip()!r} is not an "
+                                  "IP address or network") from None
+    return tuple(networks)
+
+
 def load_settings() -> Settings:
     data_dir = Path(_env("DATA_DIR", "./var")).resolve()
     database_url = _env("DATABASE_URL", f"sqlite+aiosqlite:///{data_dir / 'hoichan.db'}")
@@ -179,12 +221,19 @@ def load_settings() -> Settings:
         raise ConfigError(f"{ENV_PREFIX}DICOM_ALLOWED_CALLERS: AE titles are at most 16 "
                           "characters")
     tls_cert, tls_key, tls_ca = _dicom_tls()
+    turn_urls, turn_secret = _turn_servers()
+    host = _env("HOST", "127.0.0.1")
+    port = _env_int("PORT", 8080, minimum=0, maximum=MAX_PORT)
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
         redis_url=_env("REDIS_URL", ""),
-        host=_env("HOST", "127.0.0.1"),
-        port=_env_int("PORT", 8080, minimum=0, maximum=MAX_PORT),
+        host=host,
+        port=port,
+        node_id=_env("NODE_ID", f"{socket.gethostname()}:{port}"),
+        redis_prefix=_env("REDIS_PREFIX", "hoichan"),
+        node_ttl_seconds=_env_float("NODE_TTL_SECONDS", 6.0, minimum=1.0),
+        trusted_proxies=_trusted_proxies(),
         jwt_secret=load_jwt_secret(data_dir),
         access_token_minutes=_env_int("ACCESS_TOKEN_MINUTES", 15, minimum=1,
                                       maximum=MAX_MINUTES),
@@ -209,4 +258,8 @@ def load_settings() -> Settings:
                                            minimum=1024),
         room_stats_interval_seconds=_env_float("ROOM_STATS_INTERVAL_SECONDS", 2.0,
                                                minimum=0.1),
+        turn_urls=turn_urls,
+        turn_secret=turn_secret,
+        turn_ttl_seconds=_env_int("TURN_TTL_SECONDS", 3600, minimum=60,
+                                  maximum=MAX_MINUTES * 60),
     )

@@ -13,6 +13,7 @@ from app.errors import error_middleware
 from app.metrics import setup_metrics
 from app.pacs.imports import setup_imports
 from app.pacs.setup import setup_pacs
+from app.proxy import forwarded_middleware
 from app.web import setup_web
 from signaling.server import setup_signaling
 
@@ -20,7 +21,10 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
+    middlewares = [error_middleware]
+    if settings.trusted_proxies:
+        middlewares.insert(0, forwarded_middleware(settings.trusted_proxies))
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     engine = create_engine(settings.database_url)
     app[ENGINE] = engine

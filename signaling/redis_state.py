@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from app.db.models import RoomRole
@@ -88,28 +89,35 @@ class RedisRoomState(StoredRoomState):
         raw = await self._redis.get(self._key(room_id))
         return decode(raw) if raw is not None else None
 
-    async def _change(self, room_id: int, change: Callable[[RoomData], T]) -> T:
-        key = self._key(room_id)
+    async def _watched(self, key: str, write: Callable[[Pipeline, str | None], T]) -> T:
+        """Read ``key``, queue ``write``'s commands and commit them unless another node
+        changed the key meanwhile; then run again on the new value."""
         async with self._redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     await pipe.watch(key)
                     raw = await pipe.get(key)
-                    room = decode(raw) if raw is not None else RoomData()
-                    result = change(room)
                     pipe.multi()
-                    pipe.set(key, encode(room))
-                    pipe.sadd(self._rooms_key, room_id)
+                    result = write(pipe, str(raw) if raw is not None else None)
                     await pipe.execute()
                     return result
                 except WatchError:
                     continue
 
+    async def _change(self, room_id: int, change: Callable[[RoomData], T]) -> T:
+        def write(pipe: Pipeline, raw: str | None) -> T:
+            room = decode(raw) if raw is not None else RoomData()
+            result = change(room)  # may raise: nothing queued is then sent
+            pipe.set(self._key(room_id), encode(room))
+            pipe.sadd(self._rooms_key, room_id)
+            return result
+        return await self._watched(self._key(room_id), write)
+
     async def viewer(self, room_id: int) -> ViewerState | None:
         raw = await self._redis.hgetall(self._viewer_key(room_id))
         if not raw:
             return None
-        return ViewerState(int(raw["seq"]), raw["by"], json.loads(raw["state"]))
+        return ViewerState(int(raw["seq"]), str(raw["by"]), json.loads(raw["state"]))
 
     async def set_viewer(self, room_id: int, by: str, state: dict[str, Any]) -> int:
         seq = await self._set_viewer(keys=[self._viewer_key(room_id)],
@@ -126,16 +134,8 @@ class RedisRoomState(StoredRoomState):
         return live
 
     async def drop(self, room_id: int) -> list[Member]:
-        key = self._key(room_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(key)
-                    raw = await pipe.get(key)
-                    pipe.multi()
-                    pipe.delete(key, self._viewer_key(room_id))
-                    pipe.srem(self._rooms_key, room_id)
-                    await pipe.execute()
-                    return list(decode(raw).members.values()) if raw is not None else []
-                except WatchError:
-                    continue
+        def write(pipe: Pipeline, raw: str | None) -> list[Member]:
+            pipe.delete(self._key(room_id), self._viewer_key(room_id))
+            pipe.srem(self._rooms_key, room_id)
+            return list(decode(raw).members.values()) if raw is not None else []
+        return await self._watched(self._key(room_id), write)

@@ -68,6 +68,7 @@ def setup_signaling(app: web.Application) -> Hub:
         if router is not None:
             await router.start()
             await sweeper.beat()
+            await sweeper.recover()
         assert hub.stats is not None
         hub.spawn(hub.stats.run())
         hub.spawn(sweeper.run())

@@ -31,6 +31,29 @@ class Sweeper:
             assert self._hub.bridge is not None
             await self._router.nodes.heartbeat(self._hub.bridge.load())
 
+    async def recover(self) -> None:
+        """At start, multi-node: a node restarting under its old id (a crash, then systemd)
+        finds members on sockets it no longer has, and rooms placed on it whose SFU it lost.
+        The members turn reconnecting; the rooms are adopted again."""
+        router, hub = self._router, self._hub
+        if router is None:
+            return
+        me = router.nodes.node_id
+        now = time.time()
+        for room_id in await hub.state.rooms():
+            for member in await hub.state.members(room_id):
+                if member.node == me and member.sid is not None:
+                    lost = await hub.state.detach(room_id, member.participant_id,
+                                                  member.sid, now)
+                    if lost is not None:
+                        await presence.away(hub, room_id, lost)
+        assert hub.bridge is not None
+        for room_id, node in (await router.nodes.placements()).items():
+            if node == me:
+                log.warning("room %s was placed on this node before it restarted: adopting "
+                            "it again", room_id)
+                await hub.bridge.adopt(room_id, "node_restarted")
+
     async def sweep_once(self) -> None:
         hub = self._hub
         await self.beat()

@@ -18,6 +18,8 @@ from app.api.people import HospitalOut
 from app.api.routing import ANY_USER, STAFF, Api, Body, Ctx, Out, Query
 from app.api.schemas import Id, Limit, Offset, UtcDatetime
 from app.auth import tokens
+from app.auth.turn import issue_turn_credential
+from app.config import Settings
 from app.db.models import (
     Case,
     CaseStudy,
@@ -203,11 +205,22 @@ class ConsultationPage(Out):
     total: int
 
 
+class IceServerOut(Out):
+    """One entry of RTCPeerConnection's ``iceServers``, as the browser takes it."""
+
+    urls: list[str]
+    username: str
+    credential: str
+
+
 class JoinTokenOut(Out):
     token: str
     expires_at: datetime
     consultation_id: int
     room_role: RoomRole
+    ice_servers: list[IceServerOut] = Field(description=(
+        "TURN servers with time-limited credentials for every peer connection made with "
+        "this token; empty when no TURN server is configured"))
 
 
 def _case_out(case: Case) -> CaseOut:
@@ -661,4 +674,14 @@ async def join_token(ctx: Ctx) -> JoinTokenOut:
                          detail={"room_role": role.value, "expires_at": expires.isoformat()})
     if error is not None:
         raise error
-    return JoinTokenOut(token=token, expires_at=expires, consultation_id=c.id, room_role=role)
+    return JoinTokenOut(token=token, expires_at=expires, consultation_id=c.id, room_role=role,
+                        ice_servers=_ice_servers(settings, ctx.me.id, now))
+
+
+def _ice_servers(settings: Settings, user_id: int, now: datetime) -> list[IceServerOut]:
+    if not settings.turn_urls:
+        return []
+    turn = issue_turn_credential(settings.turn_secret, user_id,
+                                 timedelta(seconds=settings.turn_ttl_seconds), now)
+    return [IceServerOut(urls=list(settings.turn_urls), username=turn.username,
+                         credential=turn.credential)]

@@ -2,7 +2,9 @@
 
 A job is a database row, so it outlives the request that asked for it, a client that went
 away and a restart of the server (jobs found queued or running at start are run again;
-ingest is idempotent, so what had come already is not fetched twice into the store).
+ingest is idempotent, so what had come already is not fetched twice into the store). With
+several nodes on one database, a node claims a job with a lease it renews while the job runs:
+one node runs it, and if that node dies another takes it over when the lease runs out.
 Progress is what the store holds of the study, counted while the retrieval runs: the same
 truth whichever way the objects come (C-MOVE to our SCP, C-GET, WADO-RS).
 """
@@ -11,11 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import audit
@@ -41,6 +46,10 @@ log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.5
 CONCURRENT_JOBS = 2
+#: A running job's claim holds this long unless its node renews it (every third of it).
+LEASE = timedelta(seconds=30)
+#: How often a node looks for jobs nobody holds (queued, or left by a node that died).
+ADOPT_INTERVAL_S = 10.0
 INGEST_TIMEOUT_S = 120.0
 STATUS_SUCCESS = 0x0000
 STATUS_CANNOT_UNDERSTAND = 0xC000
@@ -79,20 +88,42 @@ class Importer:
     """Runs import jobs, at most ``CONCURRENT_JOBS`` at once, each in its own task."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], data_dir: Path,
-                 ae_title: str, scp_listening: Callable[[], bool]) -> None:
+                 ae_title: str, scp_listening: Callable[[], bool], node_id: str) -> None:
         self._sessions, self._data_dir, self._ae_title = sessions, data_dir, ae_title
         self._scp_listening = scp_listening
+        self._node_id = node_id
         self._slots = asyncio.Semaphore(CONCURRENT_JOBS)
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._adopting: asyncio.Task[None] | None = None
 
     async def resume(self) -> None:
-        """Runs again the jobs a previous process left queued or running."""
+        """Runs the jobs nobody holds: queued, or running under a lease that ran out (the
+        node running them stopped or died) or under this node's own name (this node's
+        previous process)."""
         async with self._sessions() as session:
             ids = list(await session.scalars(
-                select(ImportJob.id).where(ImportJob.status.in_(
-                    (ImportStatus.queued, ImportStatus.running))).order_by(ImportJob.id)))
+                select(ImportJob.id).where(
+                    ImportJob.status.in_((ImportStatus.queued, ImportStatus.running)),
+                    self._claimable()).order_by(ImportJob.id)))
         for job_id in ids:
             self.submit(job_id)
+
+    async def start(self) -> None:
+        await self.resume()
+        self._adopting = asyncio.create_task(self._adopt_forever())
+
+    async def _adopt_forever(self) -> None:
+        """Other nodes may die with jobs running: look for them now and then."""
+        while True:
+            await asyncio.sleep(ADOPT_INTERVAL_S)
+            try:
+                await self.resume()
+            except Exception:
+                log.exception("looking for import jobs to take over failed")
+
+    def _claimable(self) -> Any:
+        return or_(ImportJob.lease_until.is_(None), ImportJob.lease_until < utcnow(),
+                   ImportJob.runner == self._node_id)
 
     def submit(self, job_id: int) -> None:
         if job_id in self._tasks:
@@ -108,7 +139,10 @@ class Importer:
             await asyncio.shield(task)
 
     async def stop(self) -> None:
-        """Jobs cut off here stay "running" in the database and run again at next start."""
+        """Jobs cut off here stay "running" in the database: this node's next start or,
+        once their lease runs out, another node runs them again."""
+        if self._adopting is not None:
+            self._adopting.cancel()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -117,12 +151,20 @@ class Importer:
     async def _run(self, job_id: int) -> None:
         async with self._slots:
             async with self._sessions.begin() as session:
-                job = await session.get(ImportJob, job_id)
-                if job is None or job.status not in (ImportStatus.queued, ImportStatus.running):
+                # One conditional UPDATE: of several nodes taking the job, one gets it.
+                now = utcnow()
+                claimed = await session.execute(
+                    update(ImportJob)
+                    .where(ImportJob.id == job_id,
+                           ImportJob.status.in_((ImportStatus.queued, ImportStatus.running)),
+                           self._claimable())
+                    .values(status=ImportStatus.running, error="",
+                            attempts=ImportJob.attempts + 1, runner=self._node_id,
+                            lease_until=now + LEASE, updated_at=now))
+                if not claimed.rowcount:  # type: ignore[attr-defined]
                     return
-                job.status, job.error = ImportStatus.running, ""
-                job.attempts += 1
-                job.updated_at = utcnow()
+                job = await session.get(ImportJob, job_id)
+                assert job is not None
                 node, study_uid = job.node, job.study_instance_uid
             ticker = asyncio.create_task(self._report_progress(job_id, study_uid))
             try:
@@ -187,15 +229,21 @@ class Importer:
         return store
 
     async def _report_progress(self, job_id: int, study_uid: str) -> None:
+        """Progress as instances arrive, and the job's lease renewed while it runs."""
         last = -1
+        renewed = time.monotonic()
         while True:
+            await asyncio.sleep(PROGRESS_INTERVAL_S)
+            renew = time.monotonic() - renewed >= LEASE.total_seconds() / 3
             async with self._sessions.begin() as session:
                 done = await stored_instances(session, study_uid)
                 job = await session.get(ImportJob, job_id)
-                if job is not None and done != last:
-                    job.instances_done, job.updated_at = done, utcnow()
+                if job is not None and (done != last or renew):
+                    now = utcnow()
+                    job.instances_done, job.updated_at = done, now
+                    if renew:
+                        job.lease_until, renewed = now + LEASE, time.monotonic()
                 last = done
-            await asyncio.sleep(PROGRESS_INTERVAL_S)
 
     async def _finish(self, job_id: int, error: str) -> None:
         async with self._sessions.begin() as session:
@@ -210,6 +258,7 @@ class Importer:
                 if error else 0
             job.status = ImportStatus.failed if error else ImportStatus.done
             job.error, job.updated_at = error, utcnow()
+            job.runner, job.lease_until = "", None
             if not error and not await session.scalar(select(CaseStudy.id).where(
                     CaseStudy.case_id == job.case_id,
                     CaseStudy.study_instance_uid == job.study_instance_uid)):
@@ -233,9 +282,9 @@ def setup_imports(app: web.Application) -> None:
     async def start(app: web.Application) -> None:
         settings = app[SETTINGS]
         importer = Importer(app[SESSIONS], settings.data_dir, settings.dicom_ae_title,
-                            lambda: SCP in app)
+                            lambda: SCP in app, settings.node_id)
         app[IMPORTER] = importer
-        await importer.resume()
+        await importer.start()
 
     async def stop(app: web.Application) -> None:
         await app[IMPORTER].stop()

@@ -123,6 +123,10 @@ class ImportJob(Base):
     instances_failed: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str] = mapped_column(Text, default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Which node runs the job, and until when that claim holds unless renewed: with several
+    # nodes, one runs it, and another takes it over if that one dies.
+    runner: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

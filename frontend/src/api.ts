@@ -39,6 +39,8 @@ export interface JoinToken {
   expires_at: string;
   consultation_id: number;
   room_role: string;
+  /** TURN servers with credentials for this token's peer connections; empty without TURN. */
+  ice_servers: RTCIceServer[];
 }
 
 export function myConsultations(session: Session): Promise<Consultation[]> {

@@ -36,6 +36,8 @@ async def test_an_invitee_gets_a_token_naming_room_role_hospital_and_tier(client
     assert (claims.hospital_code, claims.tier, claims.name) == ("NDI", "provincial", ndi.name)
     assert claims.hospital_name == "Bệnh viện Đa khoa tỉnh Nam Định"
     assert (body["consultation_id"], body["room_role"]) == (world.consultation_id, "presenter")
+    # No TURN server configured: the browser gets none (tests/deploy proves the TURN case).
+    assert body["ice_servers"] == []
     assert datetime.fromisoformat(body["expires_at"]) == claims.expires_at
     assert claims.expires_at <= now() + timedelta(minutes=10, seconds=1)
     demo = await (await client.get(f"/api/consultations/{world.consultation_id}",

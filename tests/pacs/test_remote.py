@@ -7,7 +7,7 @@ import asyncio
 import io
 import os
 import re
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import aiohttp
@@ -18,6 +18,8 @@ from sqlalchemy import select
 
 from app.db.engine import create_engine, session_factory
 from app.db.models import AuditEvent
+from app.db.types import utcnow
+from app.pacs import imports
 from app.pacs.models import DicomInstance, ImportJob, ImportStatus
 from app.pacs.synth import Patient, series
 from app.server import create_app
@@ -304,6 +306,35 @@ async def test_an_import_cut_off_by_a_restart_runs_again(world, pacs):
         job = await wait_for(client, world, job["id"])
         assert job["status"] == "done" and job["attempts"] == 2
         assert job["instances_done"] == SLICES
+
+
+async def test_a_job_held_by_another_node_waits_for_its_lease(world, pacs, monkeypatch):
+    """Several nodes share the database: a job another node runs is left alone while that
+    node's lease holds, and taken over once it runs out (that node died)."""
+    monkeypatch.setattr(imports, "ADOPT_INTERVAL_S", 0.2)
+    settings = make_settings(world.settings.database_url, world.settings.data_dir,
+                             node_id="b")
+    async with TestClient(TestServer(create_app(settings))) as client:
+        node = await add_node(client, world, pacs, "Orthanc", **dimse(pacs, "c-get"))
+        case = await new_case(client, world)
+        engine = create_engine(world.settings.database_url)
+        try:
+            async with session_factory(engine).begin() as session:
+                job = ImportJob(node_id=node, case_id=case, study_instance_uid=STUDY,
+                                status=ImportStatus.running, instances_total=SLICES,
+                                attempts=1, requested_by_id=world.user("coordinator").id,
+                                runner="a", lease_until=utcnow() + timedelta(seconds=2))
+                session.add(job)
+            await asyncio.sleep(1.0)  # five looks for jobs to take over
+            async with session_factory(engine)() as session:
+                held = await session.get(ImportJob, job.id)
+                assert held is not None
+                assert (held.attempts, held.runner, held.instances_done) == (1, "a", 0)
+        finally:
+            await engine.dispose()
+        done = await wait_for(client, world, job.id)
+        assert done["status"] == "done" and done["attempts"] == 2
+        assert done["instances_done"] == SLICES
 
 
 async def dcmtk(*args: str, check: bool = True) -> tuple[int, str]:

@@ -226,3 +226,29 @@ async def _second_consultation(world: World) -> int:
     finally:
         await engine.dispose()
 
+
+
+async def test_node_restarting_under_its_old_name_takes_its_rooms_back(nodes: Nodes,
+                                                                       room: Room) -> None:
+    host = await room.joined("BM", url=nodes["a"].url)
+    doctor = await room.admitted(host, "NDI", url=nodes["b"].url)
+    await on_air(room, host)
+    doctor_media = await on_air(room, doctor)
+    await receiving(doctor_media, host)
+    assert await nodes.owner(room.consultation_id) == "a"
+
+    # A crash and an immediate restart (systemd's Restart=always), the same node id: its
+    # old SFU state is gone whether or not the others noticed the gap.
+    nodes["a"].kill()
+    await asyncio.to_thread(nodes["a"].start)
+    reset = await doctor.wait("media:reset", timeout=RECOVERY_S)
+    assert reset["reason"] in {"node_restarted", "media_moved"}
+    away = await doctor.wait("presence:update", lambda d: d["member"]["participant_id"]
+                             == host.participant_id, timeout=RECOVERY_S)
+    assert away["member"]["status"] == "reconnecting"
+    back = await room.joined("BM", url=nodes["a"].url)
+    assert back.participant_id == host.participant_id
+    assert (await back.wait("media:reset"))["reason"] == reset["reason"]
+    back_media, doctor_media = await on_air(room, back), await on_air(room, doctor)
+    await receiving(doctor_media, back, frames=5, timeout=RECOVERY_S)
+    await receiving(back_media, doctor, frames=5, timeout=RECOVERY_S)

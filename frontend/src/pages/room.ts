@@ -13,6 +13,7 @@ import { strings } from "../strings";
 import { ChatPanel } from "../room/chat";
 import { RoomConnection, type Member, type RoomStatus, type Snapshot } from "../room/connection";
 import { VideoGrid } from "../room/grid";
+import { IceServers } from "../room/ice";
 import { MediaSession, errorText } from "../room/media";
 import { quality, SpeakingDetector, type ChatMessage, type Forwarding, type ReceiveStats } from "../room/model";
 import { PeoplePanel } from "../room/people";
@@ -64,6 +65,13 @@ export function roomPage(
   let current: Consultation | null = null;
   let connection: RoomConnection | null = null;
   let media: MediaSession | null = null;
+  /** A new join token; its TURN servers are the ones new peer connections take. */
+  const renewJoinToken = async (): Promise<string> => {
+    const token = await joinToken(session, consultationId);
+    iceServers.set(token.ice_servers);
+    return token.token;
+  };
+  const iceServers = new IceServers(renewJoinToken);
   let disposed = false;
   let shownKind: RoomStatus["kind"] | null = null;
   const cleanups: (() => void)[] = [];
@@ -229,7 +237,7 @@ export function roomPage(
         mediaDown = [pub, sub].some((s) => s === "disconnected" || s === "failed");
         updateBanner();
       },
-    });
+    }, () => iceServers.current());
     if (localStream) {
       media.setMic(startMic);
       media.setCamera(startCamera);
@@ -357,6 +365,7 @@ export function roomPage(
       const [c, token] = await Promise.all([getConsultation(session, consultationId), joinToken(session, consultationId)]);
       if (disposed) return;
       current = c;
+      iceServers.set(token.ice_servers);
       isHost = token.room_role === "host";
       myRole = token.room_role;
       title.textContent = c.title;
@@ -380,7 +389,7 @@ export function roomPage(
       connection = new RoomConnection({
         consultationId,
         token: token.token,
-        renewToken: async () => (await joinToken(session, consultationId)).token,
+        renewToken: renewJoinToken,
       });
       listen(connection);
       cleanups.push(connection.onStatus(onStatus));

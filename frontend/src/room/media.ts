@@ -46,6 +46,8 @@ export class MediaSession {
     public local: MediaStream | null,
     private canPublish: boolean,
     private readonly events: MediaEvents,
+    /** The ICE servers (TURN) for each new peer connection: the newest join token's. */
+    private readonly iceServers: () => Promise<RTCIceServer[]>,
   ) {
     this.state = {
       mic: !!local?.getAudioTracks().some((t) => t.enabled),
@@ -227,8 +229,8 @@ export class MediaSession {
     this.events.onConnection(this.publishPc?.connectionState ?? null, this.subscribePc?.connectionState ?? null);
   }
 
-  private newPc(kind: "publish" | "subscribe"): { pc: RTCPeerConnection; ready: () => void } {
-    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+  private newPc(kind: "publish" | "subscribe", iceServers: RTCIceServer[]): { pc: RTCPeerConnection; ready: () => void } {
+    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require", iceServers });
     // Candidates wait until the SDP they belong to has been sent.
     let sent = false;
     const queue: Candidate[] = [];
@@ -260,7 +262,9 @@ export class MediaSession {
   private subscribeReady: (() => void) | null = null;
 
   private async subscribe(): Promise<void> {
-    const { pc, ready } = this.newPc("subscribe");
+    const iceServers = await this.iceServers();
+    if (this.closed) return;
+    const { pc, ready } = this.newPc("subscribe", iceServers);
     this.subscribePc = pc;
     this.subscribeReady = ready;
     pc.addEventListener("track", (e) => {
@@ -296,7 +300,9 @@ export class MediaSession {
 
   private async publish(): Promise<void> {
     if (!this.local) return;
-    const { pc, ready } = this.newPc("publish");
+    const iceServers = await this.iceServers();
+    if (this.closed) return;
+    const { pc, ready } = this.newPc("publish", iceServers);
     this.publishPc = pc;
     this.publishReady = ready;
     const audio = this.local.getAudioTracks()[0];
