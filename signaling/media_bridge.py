@@ -122,12 +122,13 @@ class MediaBridge:
             room.add_observer(participant_id)
         await self.sync_presenter(room_id)
 
-    async def adopt(self, room_id: int, reason: str) -> None:
-        """The room's media comes to this node (its node died or is draining): every
-        admitted member joins this SFU and is told to build new connections."""
+    async def adopt(self, room_id: int, reason: str, gone_node: str) -> None:
+        """The room's media comes to this node from ``gone_node`` (dead or draining): every
+        admitted member joins this SFU and is told to build new connections; those whose
+        socket was on ``gone_node`` are told when they resume on another."""
         for member in await self._hub.state.members(room_id):
             if member.admitted:
-                await self.reset(room_id, member.participant_id, reason)
+                await self.reset(room_id, member.participant_id, reason, gone_node=gone_node)
 
     async def sync_presenter(self, room_id: int) -> None:
         """Tell the SFU whose camera everyone sees large: the admitted presenter, if any."""
@@ -153,12 +154,13 @@ class MediaBridge:
             del self._rooms[room_id]
             await room.close()
 
-    async def reset(self, room_id: int, participant_id: str, reason: str) -> None:
+    async def reset(self, room_id: int, participant_id: str, reason: str, *,
+                    gone_node: str = "") -> None:
         """New SFU participant under the same id; the client must build new connections."""
         await self.remove(room_id, participant_id)
         await self.add(room_id, participant_id)
         member = await self._member(room_id, participant_id)
-        if member.sid is None:
+        if member.sid is None or (gone_node and member.node == gone_node):
             self._missed_resets[(room_id, participant_id)] = reason
             return
         await self._hub.emit_to(member.sid, "media:reset",

@@ -69,7 +69,7 @@ class MediaRouter:
             if seen is not None:
                 log.warning("room %s: media node %s is gone, moving the room to %s",
                             room_id, seen, target)
-                await self._on(target, "adopt", [room_id, "media_moved"])
+                await self._on(target, "adopt", [room_id, "media_moved", seen])
             return target
 
     async def move(self, room_id: int, target: str, reason: str) -> bool:
@@ -77,7 +77,7 @@ class MediaRouter:
         if not await self.nodes.claim(room_id, self.nodes.node_id, target):
             return False
         await self._local.close_room(room_id)
-        await self._on(target, "adopt", [room_id, reason])
+        await self._on(target, "adopt", [room_id, reason, self.nodes.node_id])
         return True
 
     async def _call(self, room_id: int, method: str, *args: Any, create: bool = True) -> Any:

@@ -52,7 +52,7 @@ class Sweeper:
             if node == me:
                 log.warning("room %s was placed on this node before it restarted: adopting "
                             "it again", room_id)
-                await hub.bridge.adopt(room_id, "node_restarted")
+                await hub.bridge.adopt(room_id, "node_restarted", me)
 
     async def sweep_once(self) -> None:
         hub = self._hub

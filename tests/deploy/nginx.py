@@ -68,15 +68,17 @@ class Nginx:
             self.process.wait()
 
 
-def render(folder: Path, app_port: int, https_port: int, http_port: int) -> Path:
-    """The shipped site and upstreams, adapted, inside a minimal nginx.conf."""
+def render(folder: Path, app_ports: tuple[int, ...], https_port: int, http_port: int) -> Path:
+    """The shipped site and upstreams (one or two app nodes), adapted, inside a minimal
+    nginx.conf."""
     upstreams = (DEPLOY / "nginx" / "upstreams.conf").read_text()
+    second = "    server 127.0.0.1:8082 max_fails=3 fail_timeout=10s;\n"
     for upstream in ("hoichan_api", "hoichan_socketio"):
         block = upstreams.split(f"upstream {upstream} {{", 1)[1].split("}", 1)[0]
-        one_node = _replace(block, "server 127.0.0.1:8081 ", f"server 127.0.0.1:{app_port} ")
-        one_node = _replace(one_node, "    server 127.0.0.1:8082 max_fails=3 fail_timeout=10s;\n",
-                            "")
-        upstreams = upstreams.replace(block, one_node)
+        nodes = _replace(block, "server 127.0.0.1:8081 ", f"server 127.0.0.1:{app_ports[0]} ")
+        nodes = _replace(nodes, second, second.replace("8082", str(app_ports[1]))
+                         if len(app_ports) > 1 else "")
+        upstreams = upstreams.replace(block, nodes)
     (folder / "upstreams.conf").write_text(upstreams)
     site = (DEPLOY / "nginx" / "hoichan.conf").read_text()
     for old, new in [
@@ -108,12 +110,12 @@ http {{
     return main
 
 
-def start_nginx(folder: Path, app_port: int) -> Nginx:
+def start_nginx(folder: Path, *app_ports: int) -> Nginx:
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     folder.mkdir(parents=True, exist_ok=True)
     self_signed(folder)
     https_port, http_port = free_udp_tcp_port(), free_udp_tcp_port()
-    main = render(folder, app_port, https_port, http_port)
+    main = render(folder, app_ports, https_port, http_port)
     error_log = folder / "error.log"
     args = [binary, "-c", str(main), "-e", str(error_log)]
     checked = subprocess.run([*args, "-t"], capture_output=True, text=True, timeout=10,
