@@ -73,7 +73,9 @@ class NodeRpc:
             try:
                 reply = await asyncio.wait_for(future, self._timeout)
             except TimeoutError:
-                raise NodeGone(node_id) from None
+                # Slow is not gone: its heartbeat decides that, not one late answer.
+                raise SignalingError(errors.MEDIA_ERROR, f"media node {node_id} did not "
+                                     f"answer within {self._timeout:g} s") from None
         finally:
             self._waiting.pop(request_id, None)
         if "error" in reply:

@@ -4,7 +4,8 @@
   the others find them gone).
 - Multi-node: the node's heartbeat (its load, whether it drains); members whose socket was
   on a node that died are marked reconnecting; rooms whose media node died are placed on a
-  live node, whose SFU adopts them.
+  live node, whose SFU adopts them; a room this node still carries but that was moved away
+  (it was unreachable for a while) is closed here.
 """
 
 from __future__ import annotations
@@ -78,9 +79,33 @@ class Sweeper:
             if self._router is not None:
                 await self._router.place(room_id, create=False)
         if self._router is not None:
+            me = self._router.nodes.node_id
             for room_id, node in placements.items():
                 if room_id not in rooms:
                     await self._router.nodes.release(room_id, node)
+            await self._drop_stale_sockets()
+            assert hub.bridge is not None
+            for room_id in hub.bridge.room_ids():
+                # Moved away while this node was unreachable: its members are elsewhere now.
+                # Read now, not from the list above: the room may have just come here.
+                owner = await self._router.nodes.owner(room_id)
+                if owner is not None and owner != me:
+                    log.warning("room %s now lives on %s: closing it here", room_id, owner)
+                    await hub.bridge.close_room(room_id)
+
+    async def _drop_stale_sockets(self) -> None:
+        """Sockets of members the room no longer ties to them (this node was taken for dead
+        while it stalled): closed, so their clients reconnect and resume for real."""
+        hub = self._hub
+        for conn in list(hub.connections.values()):
+            if conn.participant_id is None:
+                continue
+            member = await hub.state.member(conn.room_id, conn.participant_id)
+            if member is not None and member.sid != conn.sid:
+                log.info("room %s: %s is no longer on socket %s here: closing it",
+                         conn.room_id, conn.participant_id, conn.sid)
+                conn.participant_id = None
+                hub.spawn(hub.disconnect(conn.sid))
 
     async def run(self) -> None:
         while True:

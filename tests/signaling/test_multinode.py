@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import signal
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -252,3 +254,37 @@ async def test_node_restarting_under_its_old_name_takes_its_rooms_back(nodes: No
     back_media, doctor_media = await on_air(room, back), await on_air(room, doctor)
     await receiving(doctor_media, back, frames=5, timeout=RECOVERY_S)
     await receiving(back_media, doctor, frames=5, timeout=RECOVERY_S)
+
+
+async def test_a_stalled_node_taken_for_dead_gives_up_what_moved(nodes: Nodes, room: Room) -> None:
+    """A node that stalls past its heartbeat's life (SIGSTOP) is taken for dead; when it
+    runs again it closes the room that moved away and the sockets the room no longer ties
+    to it, whose clients then come back for real."""
+    host = await room.joined("BM", url=nodes["a"].url)
+    doctor = await room.admitted(host, "NDI", url=nodes["b"].url)
+    await on_air(room, host)
+    doctor_media = await on_air(room, doctor)
+    await receiving(doctor_media, host)
+    stalled = nodes["a"].proc
+    assert stalled is not None
+    stalled.send_signal(signal.SIGSTOP)
+    try:
+        assert (await doctor.wait("media:reset", timeout=RECOVERY_S))["reason"] == "media_moved"
+        assert await nodes.owner(room.consultation_id) == "b"
+    finally:
+        stalled.send_signal(signal.SIGCONT)
+    # Node a lets go of the host's socket: the host's client sees it close.
+    await until(lambda: not host.sio.connected, RECOVERY_S, "node a closes the host's socket")
+    back = await room.joined("BM", url=nodes["b"].url)
+    assert back.participant_id == host.participant_id
+    assert (await back.wait("media:reset"))["reason"] == "media_moved"
+    back_media, doctor_media = await on_air(room, back), await on_air(room, doctor)
+    await receiving(doctor_media, back, frames=5, timeout=RECOVERY_S)
+    await receiving(back_media, doctor, frames=5, timeout=RECOVERY_S)
+    metrics = await asyncio.to_thread(_get, nodes["a"].url + "/metrics")
+    assert "hoichan_rooms 0.0" in metrics
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return str(r.read().decode())
