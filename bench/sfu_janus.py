@@ -15,18 +15,17 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from bench.sfu import JANUS_BINARY, Worker, measure
+from bench.room_scale import JANUS_BINARY, ServerSample, Worker, measure, server_sample
 
 JANUS_LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
 ROOM = 4242
 # libnice gathers no loopback candidate, so Janus needs an interface of its own: main() in
-# bench/sfu.py re-runs the benchmark in a private network namespace holding a veth pair
+# bench/room_scale.py re-runs the benchmark in a private network namespace holding a veth pair
 # with this address (nothing leaves the namespace).
 NETNS_ENV = "BENCH_NETNS_ADDRESS"
 NETNS_ADDRESS = "10.99.0.1"
@@ -137,14 +136,16 @@ class JanusSession:
         await self._post(f"/{self.id}", {"janus": "destroy"})
 
 
-def _janus_cpu(pid: int) -> float:
+def _janus_cpu(pid: int) -> tuple[float, float]:
+    """Janus's (user + system, system) CPU seconds."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, int(fields[12]) / tick
 
 
 async def run_janus_room(publishers: int, observers: int, seconds: float,
-                         peer_processes: int) -> dict[str, Any]:
+                         peer_processes: int, peer_options: dict[str, Any]) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="bench-janus-"))
     port = _free_port()
     _write_config(folder, port)
@@ -152,7 +153,7 @@ async def run_janus_room(publishers: int, observers: int, seconds: float,
     janus = subprocess.Popen([JANUS_BINARY, "-F", str(folder), "-C", str(folder / "janus.jcfg"),
                               "-E", "bench0", "-o"], stdout=log, stderr=subprocess.STDOUT)
     address = os.environ[NETNS_ENV]
-    peers = [Worker("peer", stamp=True, ice_address=address) for _ in range(peer_processes)]
+    peers = [Worker("peer", ice_address=address, **peer_options) for _ in range(peer_processes)]
     pub_ids = [f"p{i}" for i in range(publishers)]
     obs_ids = [f"o{i}" for i in range(observers)]
     home = {pid: peers[i % len(peers)] for i, pid in enumerate(pub_ids + obs_ids)}
@@ -200,9 +201,10 @@ async def run_janus_room(publishers: int, observers: int, seconds: float,
             await session.candidates_done(handle)
         await asyncio.sleep(4)
 
-        async def janus_sample() -> tuple[float, float, int]:
+        async def janus_sample() -> ServerSample:
             # Janus exposes no packet counter here: -1 marks packets/s as not measured.
-            return _janus_cpu(janus.pid), time.monotonic(), -1
+            cpu, kernel = _janus_cpu(janus.pid)
+            return {**server_sample(-1), "cpu": cpu, "kernel": kernel}
 
         return {"mode": "janus", **await measure(peers, publishers, observers, seconds,
                                                  janus_sample)}

@@ -45,21 +45,50 @@ Internals used (aiortc 1.16.0 line numbers):
   lists (rtcdtlstransport.py 299-305); the stock handler only feeds an encoder.
 * ``aiortc.rtp.RtcpPsfbPacket``, ``RTCP_PSFB_APP``, ``pack_remb_fci``,
   ``unpack_remb_fci`` (rtp.py 174, 194): REMB packets (not exported by ``aiortc``).
+* ``aiortc.clock.current_ntp_time`` and ``current_ms`` (clock.py 11, 15),
+  replaced module-wide by equivalents that return the same values without
+  building ``datetime`` objects: the sender calls the first twice per RTP
+  packet (rtcrtpsender.py 389, 403), the DTLS transport the second once per
+  received packet (rtcdtlstransport.py 668).
+* ``RTCRtpSender._run_rtp`` (rtcrtpsender.py 357), shadowed per instance by
+  :func:`_run_rtp`, which reads and writes the sender's private state the
+  stock loop uses: ``__rtp_started``, ``__rtp_exited``, ``__rtp_history``,
+  ``__rtp_header_extensions_map``, ``__mid``, ``__track``, ``__encoder``,
+  ``__ntp_timestamp``, ``__rtp_timestamp``, ``__octet_count``,
+  ``__packet_count`` (104-126), and calls ``_next_encoded_frame`` (294) and
+  ``RTCDtlsTransport._send_rtp`` (rtcdtlstransport.py 711).
 """
 
+import asyncio
+import logging
 import random
+import struct
+import time
+import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any, Optional, Protocol
 
 import aioice
 import aioice.ice
 import aiortc
+import aiortc.clock
 import av
 from aiortc import RTCIceCandidate, RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender
 from aiortc import sdp as aiortc_sdp
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unpack_remb_fci
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcrtpsender import RTP_HISTORY_SIZE, random_sequence_number
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    HeaderExtensions,
+    HeaderExtensionsMap,
+    RtcpPsfbPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+)
+from aiortc.utils import random32
 
 from .errors import UnsupportedAiortcVersion
 
@@ -79,6 +108,43 @@ def check_versions(aiortc_version: str, aioice_version: str) -> None:
 
 
 check_versions(aiortc.__version__, aioice.__version__)
+
+logger = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------
+# Clocks: aiortc reads the wall clock through datetime objects on every packet.
+
+#: Seconds from the NTP epoch (1900) to the Unix epoch (1970).
+_NTP_UNIX_OFFSET_S = 2_208_988_800
+
+
+def ntp_time_from_ns(unix_ns: int) -> int:
+    """``aiortc.clock.current_ntp_time()``'s value at ``unix_ns`` (``time.time_ns()``).
+
+    Same arithmetic on the same microseconds (``datetime.now`` truncates to
+    them): 32.32 fixed point, fraction floored.
+    """
+    seconds, micros = divmod(unix_ns // 1000 + _NTP_UNIX_OFFSET_S * 1_000_000, 1_000_000)
+    return (seconds << 32) | ((micros << 32) // 1_000_000)
+
+
+def ntp_ms_from_ns(unix_ns: int) -> int:
+    """``aiortc.clock.current_ms()``'s value at ``unix_ns``, float rounding included."""
+    return int((unix_ns // 1000 + _NTP_UNIX_OFFSET_S * 1_000_000) / 1_000_000 * 1000)
+
+
+def _current_ntp_time() -> int:
+    return ntp_time_from_ns(time.time_ns())
+
+
+def _current_ms() -> int:
+    return ntp_ms_from_ns(time.time_ns())
+
+
+# Module-wide: every caller looks these up as ``clock.<name>`` at call time, and the
+# values are the stock ones, so the rest of aiortc is unaffected.
+aiortc.clock.current_ntp_time = _current_ntp_time
+aiortc.clock.current_ms = _current_ms
 
 #: Parsed SDP types, re-exported so the rest of the package never imports aiortc.sdp.
 ParsedSdp = aiortc_sdp.SessionDescription
@@ -286,6 +352,148 @@ def on_remb(sender: RTCRtpSender, callback: Callable[[int, list[int]], None]) ->
         await handle(packet)
 
     sender._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
+
+
+_RTP_HEADER = struct.Struct("!BBHLL")
+_RTP_VERSION_BITS = 0x80
+_RTP_EXTENSION_BIT = 0x10
+_ABS_SEND_TIME_MAX = 0xFFFFFF
+
+
+class RtpWriter:
+    """Serializes one sender's RTP packets as ``RtpPacket.serialize`` would.
+
+    The sender's packets differ only in marker, sequence number, timestamp,
+    abs-send-time and payload, so the header extension block (mid, ids,
+    padding) is packed once by aiortc's own ``HeaderExtensionsMap.set`` and
+    only the 3 abs-send-time bytes are spliced in per packet. Build a new
+    writer whenever the map's configuration or the mid changes (the sender
+    configures both once, in ``send()``, before its RTP loop starts).
+    """
+
+    def __init__(self, extensions_map: HeaderExtensionsMap, mid: Optional[str], ssrc: int) -> None:
+        self._ssrc = ssrc
+        low = self._block(extensions_map, mid, 0)
+        high = self._block(extensions_map, mid, _ABS_SEND_TIME_MAX)
+        if low == high:  # abs-send-time not negotiated
+            self._prefix, self._suffix, self._abs_send_time = low, b"", False
+        else:
+            at = next(i for i, (a, b) in enumerate(zip(low, high)) if a != b)
+            if low[at:at + 3] != b"\0\0\0" or low[at + 3:] != high[at + 3:]:
+                raise RuntimeError("unexpected abs-send-time layout in aiortc's extension block")
+            self._prefix, self._suffix, self._abs_send_time = low[:at], low[at + 3:], True
+        self._first_byte = _RTP_VERSION_BITS | (_RTP_EXTENSION_BIT if low else 0)
+
+    @staticmethod
+    def _block(
+        extensions_map: HeaderExtensionsMap, mid: Optional[str], abs_send_time: int
+    ) -> bytes:
+        profile, value = extensions_map.set(HeaderExtensions(mid=mid, abs_send_time=abs_send_time))
+        if not value:
+            return b""
+        return struct.pack("!HH", profile, len(value) >> 2) + value
+
+    def serialize(
+        self, payload_type: int, marker: int, sequence_number: int, timestamp: int,
+        abs_send_time: int, payload: bytes,
+    ) -> bytes:
+        header = _RTP_HEADER.pack(
+            self._first_byte, (marker << 7) | payload_type, sequence_number, timestamp, self._ssrc
+        )
+        if self._abs_send_time:
+            return b"".join(
+                (header, self._prefix, abs_send_time.to_bytes(3, "big"), self._suffix, payload)
+            )
+        return b"".join((header, self._prefix, payload))
+
+
+# The sender's private attributes the RTP loop reads and writes (name-mangled).
+_STARTED = "_RTCRtpSender__rtp_started"
+_EXITED = "_RTCRtpSender__rtp_exited"
+_HISTORY = "_RTCRtpSender__rtp_history"
+_EXTENSIONS_MAP = "_RTCRtpSender__rtp_header_extensions_map"
+_MID = "_RTCRtpSender__mid"
+_TRACK = "_RTCRtpSender__track"
+_ENCODER = "_RTCRtpSender__encoder"
+_NTP_TIMESTAMP = "_RTCRtpSender__ntp_timestamp"
+_RTP_TIMESTAMP = "_RTCRtpSender__rtp_timestamp"
+_OCTETS = "_RTCRtpSender__octet_count"
+_PACKETS = "_RTCRtpSender__packet_count"
+
+
+async def _run_rtp(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -> None:
+    """``RTCRtpSender._run_rtp`` for pre-encoded frames, with the per-packet work cut.
+
+    Same packets and the same sender state as the stock loop, except that the
+    header extensions are packed once (:class:`RtpWriter`), the clock is read
+    once per frame (a frame's packets leave in one go: nothing in
+    ``_send_rtp`` suspends), and there is no per-packet debug logging.
+    Retransmissions still go through the stock ``_retransmit``, which
+    serializes the history's ``RtpPacket`` with the stock map.
+    """
+    state = sender.__dict__
+    state[_STARTED].set()
+    history: dict[int, RtpPacket] = state[_HISTORY]
+    mid: Optional[str] = state[_MID]
+    ssrc = sender._ssrc
+    writer = RtpWriter(state[_EXTENSIONS_MAP], mid, ssrc)
+    payload_type = codec.payloadType
+    assert payload_type is not None  # a negotiated codec always has one
+    sequence_number = random_sequence_number()
+    timestamp_origin = random32()
+    try:
+        while True:
+            if not state[_TRACK]:
+                await asyncio.sleep(0.02)
+                continue
+            frame = await sender._next_encoded_frame(codec)
+            if frame is None:
+                continue
+            # No audio level: frames here are av.Packet, which the stock loop gives none.
+            timestamp = (timestamp_origin + frame.timestamp) & 0xFFFFFFFF
+            ntp_time = aiortc.clock.current_ntp_time()
+            abs_send_time = (ntp_time >> 14) & _ABS_SEND_TIME_MAX
+            send_rtp = sender.transport._send_rtp
+            last = len(frame.payloads) - 1
+            for i, payload in enumerate(frame.payloads):
+                marker = 1 if i == last else 0
+                packet = RtpPacket(payload_type, marker, sequence_number, timestamp, ssrc, payload)
+                packet.extensions.abs_send_time = abs_send_time
+                packet.extensions.mid = mid
+                history[sequence_number % RTP_HISTORY_SIZE] = packet
+                await send_rtp(
+                    writer.serialize(
+                        payload_type, marker, sequence_number, timestamp, abs_send_time, payload
+                    )
+                )
+                state[_NTP_TIMESTAMP] = ntp_time
+                state[_RTP_TIMESTAMP] = timestamp
+                state[_OCTETS] += len(payload)
+                state[_PACKETS] += 1
+                sequence_number = (sequence_number + 1) & 0xFFFF
+    except (asyncio.CancelledError, ConnectionError, MediaStreamError):
+        pass
+    except Exception:
+        # RTCRtpSender.stop() waits for __rtp_exited, so never leave without setting it.
+        logger.warning("RTP sender loop failed: %s", traceback.format_exc())
+    track = state[_TRACK]
+    if track:
+        track.stop()
+        state[_TRACK] = None
+    state[_ENCODER] = None
+    state[_EXITED].set()
+
+
+def install_rtp_loop(sender: RTCRtpSender) -> None:
+    """Make ``sender`` send with :func:`_run_rtp`; call before the sender starts.
+
+    Only for senders whose track yields ``av.Packet`` (see :func:`install_packer`).
+    """
+
+    async def run_rtp(codec: RTCRtpCodecParameters) -> None:
+        await _run_rtp(sender, codec)
+
+    sender._run_rtp = run_rtp  # type: ignore[method-assign]
 
 
 def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:

@@ -287,6 +287,7 @@ class Participant:
                 transceiver = pc.addTransceiver(out.track, direction="sendonly")
                 transceiver.setCodecPreferences(sdp.send_preferences(source.codec, source.kind))
                 aiortc_hooks.install_packer(transceiver.sender, source.codec.name)
+                aiortc_hooks.install_rtp_loop(transceiver.sender)
                 aiortc_hooks.on_keyframe_request(transceiver.sender, out.track.request_keyframe)
                 aiortc_hooks.on_remb(transceiver.sender, self._remb.add)
                 # Group a publisher's tracks into one MediaStream named after them.

@@ -5,6 +5,8 @@ DTLS transport, so an aiortc upgrade that renames or reshapes an internal fails
 here with a pointed message.
 """
 
+import asyncio
+import datetime
 import fractions
 
 import aioice.ice
@@ -14,22 +16,28 @@ import av
 import pytest
 from aiortc import (
     MediaStreamTrack,
+    RTCRtcpParameters,
     RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
     RTCRtpReceiver,
     RTCRtpSender,
 )
 from aiortc.codecs import h264_depayload, vp8_depayload
-from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
+    HeaderExtensionsMap,
     RtcpPacket,
     RtcpPsfbPacket,
     RtpPacket,
     pack_remb_fci,
     unpack_remb_fci,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 from media import aiortc_hooks
 from media.errors import UnsupportedAiortcVersion
@@ -51,6 +59,12 @@ class FakeTransport:
         self.registered = True
 
     def _unregister_rtp_receiver(self, receiver) -> None:
+        self.registered = False
+
+    def _register_rtp_sender(self, sender, parameters) -> None:
+        self.registered = True
+
+    def _unregister_rtp_sender(self, sender) -> None:
         self.registered = False
 
     async def _send_rtp(self, data: bytes) -> None:
@@ -232,3 +246,147 @@ async def test_remb_from_a_subscriber_reaches_the_callback_and_other_rtcp_the_se
     await sender._handle_rtcp_packet(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=fci))
     await sender._handle_rtcp_packet(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1, media_ssrc=sender._ssrc))
     assert rembs == [(700_000, [sender._ssrc, 99])] and keyframes == [1]
+
+
+UNIX_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+@given(st.integers(min_value=0, max_value=4_000_000_000 * 10**9))
+def test_fast_clock_gives_the_stock_values(unix_ns):
+    # datetime.now() truncates to microseconds; the stock functions then use datetime arithmetic.
+    now = UNIX_EPOCH + datetime.timedelta(microseconds=unix_ns // 1000)
+    assert aiortc_hooks.ntp_time_from_ns(unix_ns) == aiortc.clock.datetime_to_ntp(now)
+    stock_ms = int((now - aiortc.clock.NTP_EPOCH).total_seconds() * 1000)
+    assert aiortc_hooks.ntp_ms_from_ns(unix_ns) == stock_ms
+
+
+def test_fast_clock_is_what_aiortc_calls():
+    stock = aiortc.clock.datetime_to_ntp(aiortc.clock.current_datetime())
+    assert abs(aiortc.clock.current_ntp_time() - stock) < (1 << 32) // 10  # 100 ms
+    assert aiortc.clock.current_ntp_time.__module__ == "media.aiortc_hooks"
+    assert aiortc.clock.current_ms.__module__ == "media.aiortc_hooks"
+
+
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+
+
+def extensions_map(mid_id, abs_id):
+    extensions = []
+    if mid_id:
+        extensions.append(RTCRtpHeaderExtensionParameters(id=mid_id, uri=MID_URI))
+    if abs_id:
+        extensions.append(RTCRtpHeaderExtensionParameters(id=abs_id, uri=ABS_SEND_TIME_URI))
+    result = HeaderExtensionsMap()
+    result.configure(RTCRtpSendParameters(headerExtensions=extensions))
+    return result
+
+
+def stock_bytes(map_, mid, pt, marker, seq, ts, ssrc, abs_send_time, payload):
+    packet = RtpPacket(pt, marker, seq, ts, ssrc, payload)
+    packet.extensions.mid = mid
+    packet.extensions.abs_send_time = abs_send_time
+    return packet.serialize(map_)
+
+
+# Ids above 14 force RFC 5285's two-byte header; None means not negotiated.
+extension_ids = st.one_of(st.none(), st.integers(1, 14), st.integers(15, 255))
+
+
+@given(
+    mid_id=extension_ids,
+    abs_id=extension_ids,
+    mid=st.one_of(st.none(), st.text("0123456789abc", max_size=20)),
+    pt=st.integers(0, 127),
+    marker=st.integers(0, 1),
+    seq=st.integers(0, 0xFFFF),
+    ts=st.integers(0, 0xFFFFFFFF),
+    ssrc=st.integers(0, 0xFFFFFFFF),
+    abs_send_time=st.integers(0, 0xFFFFFF),
+    payload=st.binary(max_size=40),
+)
+def test_rtp_writer_matches_stock_serialize(
+    mid_id, abs_id, mid, pt, marker, seq, ts, ssrc, abs_send_time, payload
+):
+    if mid_id is not None and mid_id == abs_id:
+        return
+    map_ = extensions_map(mid_id, abs_id)
+    writer = aiortc_hooks.RtpWriter(map_, mid, ssrc)
+    assert writer.serialize(pt, marker, seq, ts, abs_send_time, payload) == stock_bytes(
+        map_, mid, pt, marker, seq, ts, ssrc, abs_send_time, payload
+    )
+
+
+def test_rtp_writer_packs_what_it_was_built_for():
+    """The extension block is packed once: a writer is only right for its own mid and ids."""
+    args = (96, 1, 7, 9000, 0x123456, b"payload")
+    cases = [("0", extensions_map(1, 2)), ("1", extensions_map(1, 2)), ("0", extensions_map(3, 4))]
+    for mid, map_ in cases:
+        expected = stock_bytes(map_, mid, 96, 1, 7, 9000, 5, 0x123456, b"payload")
+        assert aiortc_hooks.RtpWriter(map_, mid, 5).serialize(*args) == expected
+    first = aiortc_hooks.RtpWriter(extensions_map(1, 2), "0", 5).serialize(*args)
+    assert aiortc_hooks.RtpWriter(extensions_map(1, 2), "1", 5).serialize(*args) != first
+    assert aiortc_hooks.RtpWriter(extensions_map(3, 4), "0", 5).serialize(*args) != first
+
+
+class ListTrack(MediaStreamTrack):
+    kind = "video"
+
+    def __init__(self, frames: list[bytes]) -> None:
+        super().__init__()
+        self.frames = list(frames)
+        self.pts = 0
+
+    async def recv(self) -> av.Packet:
+        if not self.frames:
+            raise MediaStreamError
+        packet = av.Packet(self.frames.pop(0))
+        packet.pts, packet.time_base = self.pts, fractions.Fraction(1, 90000)
+        self.pts += 3000
+        return packet
+
+
+async def run_sender(fast: bool, frames: list[bytes]):
+    transport = FakeTransport()
+    sender = RTCRtpSender(ListTrack(frames), transport)
+    aiortc_hooks.install_packer(sender, "VP8")
+    if fast:
+        aiortc_hooks.install_rtp_loop(sender)
+    map_ = extensions_map(1, 2)
+    parameters = RTCRtpSendParameters(
+        codecs=[VP8], muxId="3", rtcp=RTCRtcpParameters(cname="c", ssrc=sender._ssrc),
+        headerExtensions=[RTCRtpHeaderExtensionParameters(id=1, uri=MID_URI),
+                          RTCRtpHeaderExtensionParameters(id=2, uri=ABS_SEND_TIME_URI)],
+    )
+    await sender.send(parameters)
+    await asyncio.wait_for(sender._RTCRtpSender__rtp_exited.wait(), 5)
+    stats = next(s for s in (await sender.getStats()).values() if s.type == "outbound-rtp")
+    sent = [d for d in transport.sent if not (192 <= d[1] <= 223)]  # RTP only, no SR
+    packets = [RtpPacket.parse(d, map_) for d in sent]
+    first = packets[0].sequence_number
+    await sender._retransmit((first + 2) & 0xFFFF)
+    retransmitted = transport.sent[-1]
+    await sender.stop()
+    return packets, sent, (stats.packetsSent, stats.bytesSent), retransmitted
+
+
+async def test_rtp_loop_sends_what_the_stock_loop_sends():
+    frames = [b"\x10" + bytes(2500), b"\x11" + bytes(30), b"\x11" + bytes(1500)]
+    stock, _, stock_stats, _ = await run_sender(False, frames)
+    fast, fast_bytes, fast_stats, retransmitted = await run_sender(True, frames)
+
+    def shape(packets):
+        seq0, ts0 = packets[0].sequence_number, packets[0].timestamp
+        return [
+            ((p.sequence_number - seq0) & 0xFFFF, (p.timestamp - ts0) & 0xFFFFFFFF, p.marker,
+             p.payload_type, p.payload[:2] + p.payload[4:], p.extensions.mid,
+             p.extensions.abs_send_time is not None)
+            for p in packets
+        ]
+
+    # Payload descriptors differ only in their random 15-bit PictureID (bytes 2-3).
+    assert shape(fast) == shape(stock)
+    assert [p.extensions.mid for p in fast] == ["3"] * len(fast)
+    assert fast_stats == stock_stats
+    # A NACKed packet is resent byte for byte (no RTX negotiated here).
+    assert retransmitted == fast_bytes[2]

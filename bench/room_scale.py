@@ -1,0 +1,585 @@
+"""A 1-4-4-2 consultation room plus observers through the SFU, with and without its
+forwarding policy, and through Janus's VideoRoom for comparison.
+
+11 publishers (640x480 VP8 at 30 fps + Opus, encoded once up front and replayed: the load
+generators do not encode) and 10 receive-only observers; every publisher also receives
+every other publisher. The server runs in its own process; the peers run in
+``--peer-processes`` other processes. Modes:
+
+- ``all``: our SFU (``media.Room``) forwarding every subscribed stream (last-N above the
+  room size, downlink checks off), the same load Janus gets;
+- ``policy``: our SFU with the forwarding policy at its defaults (``SfuConfig()``): the
+  first publisher is the presenter, the others take turns speaking (the replayed Opus
+  carries RFC 6464 audio levels), so each subscriber gets the presenter and the last-N
+  speakers' cameras and the rest is paused; publishers honour the SFU's REMB caps by
+  replaying a 400 kbit/s encoding of the same video when capped below 1.3 Mbit/s;
+- ``janus``: Janus's VideoRoom (Debian's ``janus``; bench/sfu_janus.py), everything
+  forwarded;
+- ``relay`` (not run by default): aiortc peers joined by ``MediaRelay``, i.e. decode once
+  and re-encode per subscriber: the reference for what passthrough saves.
+
+For each mode, over ``--seconds`` of steady state: server CPU (cores, and the kernel's
+share), CPU per forwarded stream, forwarded RTP packets/s, frames delivered per second on
+every forwarded video stream (min / mean; the publishers replay at 30), added delay, the
+kernel's UDP receive errors (/proc/net/snmp), and how many streams each subscriber got.
+In ``policy`` mode only streams the policy forwarded for the whole window count for the
+frame rates; streams paused or switched during it are reported apart. On two cores the
+full room saturates the machine (the 21 peers are on the same cores); ``--small`` runs a
+smaller room first whose per-stream figures are not distorted by the load generators.
+
+    .venv/bin/python bench/room_scale.py [--publishers 11] [--observers 10] [--seconds 10]
+        [--modes all,policy,janus] [--small 4,2] [--peer-processes 2] [--speaker-period 5]
+        [--loop asyncio|uvloop]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fractions
+import multiprocessing
+import os
+import shlex
+import struct
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from multiprocessing.connection import Connection
+from typing import Any, Optional
+
+import av
+import numpy as np
+from aiortc import (
+    MediaStreamTrack,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.contrib.media import MediaRelay
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from bench.sfu_forwarding import GOP, encode_loop, forward_everything, udp_counters  # noqa: E402
+from media import Room, SfuConfig, aiortc_hooks, event_loop  # noqa: E402
+from media.event_loop import LoopName  # noqa: E402
+from media.ice import configure_host_addresses, rtc_configuration  # noqa: E402
+
+FPS = 30
+VIDEO_TB = fractions.Fraction(1, 90000)
+AUDIO_TB = fractions.Fraction(1, 48000)
+JANUS_BINARY = "/usr/bin/janus"
+STAMP = struct.Struct("<d")  # CLOCK_MONOTONIC send time, appended to each video frame
+#: The replayed encodings: full (a presenter's cap is 1.5 Mbit/s) and a grid tile's cap.
+VIDEO_BITRATES = (1_300_000, 400_000)
+#: RFC 6464 levels the replayed Opus carries (-dBov): speech, and near silence.
+SPEAKING_DBOV, SILENT_DBOV = -20, -120
+
+
+# ------------------------------------------------------------------ processes
+
+
+def _worker(conn: Connection, kind: str, loop_name: LoopName, options: dict[str, Any]) -> None:
+    configure_host_addresses([options.pop("ice_address", "127.0.0.1")])
+    target: Any = SfuSide(**options) if kind == "sfu" else PeerSide(**options)
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            name, args = await loop.run_in_executor(None, conn.recv)
+            result = await getattr(target, name)(*args)
+            conn.send(result)
+            if name == "close":
+                return
+
+    event_loop.run(serve(), loop_name)
+
+
+class Worker:
+    """A process running ``SfuSide`` or ``PeerSide``; calls are forwarded over a pipe."""
+
+    def __init__(self, kind: str, loop_name: LoopName = "asyncio", **options: Any) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._lock = asyncio.Lock()
+        self.process = ctx.Process(target=_worker, args=(child, kind, loop_name, options),
+                                   daemon=True)
+        self.process.start()
+
+    async def call(self, name: str, *args: Any) -> Any:
+        async with self._lock:
+            self._conn.send((name, args))
+            return await asyncio.get_running_loop().run_in_executor(None, self._conn.recv)
+
+    async def close(self) -> None:
+        await asyncio.wait_for(self.call("close"), 20)
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+#: One subscribed stream as the server forwards it: (subscriber id, kind, track id).
+StreamKey = tuple[str, str, str]
+#: The server's counters at one instant (plain values: they cross the process pipe):
+#: "cpu" and "kernel" seconds, "time" (monotonic), "packets" sent so far (-1: not
+#: known), "forwarding": per subscribed stream (forwarded now, times paused so far), or
+#: None when the server forwards everything.
+ServerSample = dict[str, Any]
+
+
+def server_sample(packets: int,
+                  forwarding: Optional[dict[StreamKey, tuple[bool, int]]] = None) -> ServerSample:
+    """This process's CPU now, with the given counters."""
+    cpu = os.times()
+    return {"cpu": cpu.user + cpu.system, "kernel": cpu.system, "time": time.monotonic(),
+            "packets": packets, "forwarding": forwarding}
+
+
+class SfuSide:
+    """The server: ``media.Room`` (modes all, policy) or aiortc peers joined by ``MediaRelay``."""
+
+    def __init__(self, mode: str, room_size: int) -> None:
+        self.room: Optional[Room] = None
+        if mode in ("all", "policy"):
+            config = forward_everything(room_size) if mode == "all" else SfuConfig()
+            self.room = Room("bench", config)
+        self.relay = MediaRelay()
+        self.published: dict[str, list[MediaStreamTrack]] = {}
+        self.pcs: dict[str, RTCPeerConnection] = {}
+
+    async def add(self, pid: str, publishes: bool) -> None:
+        if self.room is not None:
+            (self.room.add_publisher if publishes else self.room.add_observer)(pid)
+
+    async def set_presenter(self, pid: str) -> None:
+        assert self.room is not None
+        self.room.set_presenter(pid)
+
+    async def publish(self, pid: str, offer: str) -> str:
+        if self.room is not None:
+            return await self.room.publish(pid, offer)
+        pc = RTCPeerConnection(rtc_configuration(()))
+        self.pcs["pub-" + pid] = pc
+        tracks: list[MediaStreamTrack] = []
+        pc.on("track", tracks.append)
+        await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        self.published[pid] = tracks
+        return pc.localDescription.sdp
+
+    async def subscribe_offer(self, pid: str) -> str:
+        if self.room is not None:
+            return await self.room.create_subscribe_offer(pid)
+        pc = RTCPeerConnection(rtc_configuration(()))
+        self.pcs["sub-" + pid] = pc
+        for owner, tracks in self.published.items():
+            if owner != pid:
+                for track in tracks:
+                    # Each subscriber gets its own encoder: what MediaRelay costs.
+                    pc.addTrack(self.relay.subscribe(track))
+        await pc.setLocalDescription(await pc.createOffer())
+        return pc.localDescription.sdp
+
+    async def subscribe_answer(self, pid: str, answer: str) -> None:
+        if self.room is not None:
+            await self.room.accept_subscribe_answer(pid, answer)
+            return
+        await self.pcs["sub-" + pid].setRemoteDescription(RTCSessionDescription(answer, "answer"))
+
+    async def sample(self) -> ServerSample:
+        if self.room is not None:
+            outbound = (await self.room.stats())["outbound"]
+            return server_sample(
+                sum(int(o["packets"]) for o in outbound),
+                {(str(o["subscriber_id"]), str(o["kind"]), str(o["track_id"])):
+                 (bool(o["forwarding"]), int(o["pauses"])) for o in outbound})
+        packets = 0
+        for key, pc in self.pcs.items():
+            if key.startswith("sub-"):
+                for sender in pc.getSenders():
+                    for s in (await sender.getStats()).values():
+                        packets += getattr(s, "packetsSent", 0) or 0
+        return server_sample(packets)
+
+    async def close(self) -> None:
+        if self.room is not None:
+            await self.room.close()
+        for pc in self.pcs.values():
+            await pc.close()
+
+
+class ReplayVideo(MediaStreamTrack):
+    """Pre-encoded VP8 at 30 fps. Like a browser it obeys the REMB it receives: at each
+    keyframe it switches to the highest encoding within the last REMB (the encodings share
+    their keyframe positions, so the switch is clean)."""
+
+    kind = "video"
+
+    def __init__(self, encodings: dict[int, list[bytes]], stamp: bool) -> None:
+        super().__init__()
+        self._encodings, self._stamp, self._index = encodings, stamp, 0
+        self._bitrate = self._target = max(encodings)
+        self._start = time.monotonic()
+
+    def on_remb(self, bitrate: int, ssrcs: list[int]) -> None:
+        self._target = bitrate
+
+    async def recv(self) -> av.Packet:
+        due = self._start + self._index / FPS
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        if self._index % GOP == 0:
+            fitting = [b for b in self._encodings if b <= self._target]
+            self._bitrate = max(fitting) if fitting else min(self._encodings)
+        frames = self._encodings[self._bitrate]
+        data = frames[self._index % len(frames)]
+        if self._stamp:
+            # Trailing bytes ride along undecoded: subscribers read them, nobody decodes.
+            data += STAMP.pack(time.monotonic())
+        packet = av.Packet(data)
+        packet.pts, packet.time_base = self._index * (90000 // FPS), VIDEO_TB
+        self._index += 1
+        return packet
+
+
+class ReplayAudio(MediaStreamTrack):
+    """Pre-encoded Opus, 20 ms packets. ``speaks(now)`` says whether the publisher is
+    speaking: the level its packets carry (see :func:`send_audio_levels`)."""
+
+    kind = "audio"
+
+    def __init__(self, packets: list[bytes], speaks: Callable[[float], bool]) -> None:
+        super().__init__()
+        self._packets, self._index, self._speaks = packets, 0, speaks
+        self._start = time.monotonic()
+
+    def level_dbov(self) -> int:
+        return SPEAKING_DBOV if self._speaks(time.time()) else SILENT_DBOV
+
+    async def recv(self) -> av.Packet:
+        due = self._start + self._index * 0.02
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        packet = av.Packet(self._packets[self._index % len(self._packets)])
+        packet.pts, packet.time_base = self._index * 960, AUDIO_TB
+        self._index += 1
+        return packet
+
+
+def send_audio_levels(sender: RTCRtpSender, track: ReplayAudio) -> None:
+    """Give a replaying sender's packets the audio level extension.
+
+    aiortc only measures a level when it encodes an ``AudioFrame``; for pre-encoded packets
+    ``_next_encoded_frame`` (rtcrtpsender.py 294) leaves ``audio_level`` None and
+    ``_run_rtp`` writes no extension. Load generator only: the SFU never sends audio levels.
+    """
+    next_frame = sender._next_encoded_frame
+
+    async def with_level(codec: Any) -> Any:
+        frame = await next_frame(codec)
+        if frame is not None:
+            frame.audio_level = track.level_dbov()
+        return frame
+
+    sender._next_encoded_frame = with_level  # type: ignore[method-assign]
+
+
+def encode_opus(seconds: float = 3.0) -> list[bytes]:
+    codec = av.CodecContext.create("libopus", "w")
+    codec.sample_rate, codec.layout, codec.format = 48000, "stereo", "s16"
+    codec.bit_rate = 32000
+    t = np.arange(int(48000 * seconds)) / 48000
+    tone = (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)
+    packets: list[bytes] = []
+    for i in range(0, len(tone) - 960, 960):
+        frame = av.AudioFrame.from_ndarray(np.repeat(tone[i:i + 960], 2)[None, :],
+                                           format="s16", layout="stereo")
+        frame.sample_rate, frame.pts = 48000, i
+        packets += [bytes(p) for p in codec.encode(frame)]
+    return packets
+
+
+def speaking_turns(speakers: list[str], period: float) -> Callable[[str], Callable[[float], bool]]:
+    """Publishers in ``speakers`` take turns of ``period`` seconds, on the wall clock
+    (shared by the peer processes); anyone else never speaks."""
+
+    def speaks(pid: str) -> Callable[[float], bool]:
+        if pid not in speakers:
+            return lambda now: False
+        turn = speakers.index(pid)
+        return lambda now: int(now / period) % len(speakers) == turn
+
+    return speaks
+
+
+class PeerSide:
+    """Some of the room's clients: publishers replaying encoded media, and subscribers that
+    count frames and read the send stamps without decoding anything."""
+
+    def __init__(self, stamp: bool, honour_remb: bool, speakers: list[str],
+                 speaker_period: float) -> None:
+        self.stamp = stamp
+        # Without REMB only the full encoding is ever sent: the same load for every server.
+        bitrates = VIDEO_BITRATES if honour_remb else VIDEO_BITRATES[:1]
+        self.video = {bitrate: encode_loop(bitrate) for bitrate in bitrates}
+        self.audio = encode_opus()
+        self.speaks = speaking_turns(speakers, speaker_period)
+        self.pcs: dict[str, RTCPeerConnection] = {}
+        self.frames: dict[StreamKey, int] = {}
+        self.delays: list[float] = []
+
+    async def publish_offer(self, pid: str) -> str:
+        pc = RTCPeerConnection(rtc_configuration(()))
+        self.pcs["pub-" + pid] = pc
+        video = ReplayVideo(self.video, self.stamp)
+        audio = ReplayAudio(self.audio, self.speaks(pid))
+        # With a single encoding (modes other than policy) the REMB changes nothing.
+        aiortc_hooks.on_remb(pc.addTransceiver(video, direction="sendonly").sender, video.on_remb)
+        send_audio_levels(pc.addTransceiver(audio, direction="sendonly").sender, audio)
+        await pc.setLocalDescription(await pc.createOffer())
+        return pc.localDescription.sdp
+
+    async def publish_answer(self, pid: str, answer: str) -> None:
+        await self.pcs["pub-" + pid].setRemoteDescription(RTCSessionDescription(answer, "answer"))
+
+    async def subscribe(self, pid: str, offer: str) -> str:
+        pc = RTCPeerConnection(rtc_configuration(()))
+        self.pcs["sub-" + pid] = pc
+
+        def on_track(track: MediaStreamTrack) -> None:
+            receiver = next(t.receiver for t in pc.getTransceivers()
+                            if t.receiver.track is track)
+            # The SFU names each track after the publisher's own (a=msid): the key of its stats.
+            key = (pid, track.kind, track.id)
+            self.frames[key] = 0
+
+            def on_frame(codec: Any, data: bytes, timestamp: int) -> None:
+                self.frames[key] += 1
+                if track.kind == "video" and self.stamp and len(data) > STAMP.size:
+                    sent = STAMP.unpack_from(data, len(data) - STAMP.size)[0]
+                    self.delays.append(time.monotonic() - sent)
+
+            aiortc_hooks.attach_frame_sink(receiver, on_frame, lambda: None)
+
+        pc.on("track", on_track)
+        await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        return pc.localDescription.sdp
+
+    async def sample(self) -> tuple[dict[StreamKey, int], list[float]]:
+        delays, self.delays = self.delays, []
+        return dict(self.frames), delays
+
+    async def close(self) -> None:
+        for pc in self.pcs.values():
+            await pc.close()
+
+
+# ------------------------------------------------------------------ runs
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+async def direct_delay(seconds: float) -> tuple[float, float]:
+    """Send-to-receive time of a direct connection, the baseline the SFU's delay adds to."""
+    peers = Worker("peer", **peer_options("direct", 1, 1.0))
+    try:
+        offer = await peers.call("publish_offer", "direct")
+        answer = await peers.call("subscribe", "direct", offer)
+        await peers.call("publish_answer", "direct", answer)
+        await asyncio.sleep(2)
+        await peers.call("sample")
+        await asyncio.sleep(seconds)
+        _, delays = await peers.call("sample")
+        return percentile(delays, 50), percentile(delays, 95)
+    finally:
+        await peers.close()
+
+
+def streams_per_subscriber(forwarded: set[StreamKey]) -> dict[str, tuple[int, int]]:
+    """Subscriber id -> (videos, audios) forwarded to it."""
+    counts: dict[str, list[int]] = {}
+    for subscriber, kind, _ in forwarded:
+        counts.setdefault(subscriber, [0, 0])[kind == "audio"] += 1
+    return {s: (v, a) for s, (v, a) in counts.items()}
+
+
+async def measure(peers: list[Worker], publishers: int, observers: int, seconds: float,
+                  server: Callable[[], Awaitable[ServerSample]]) -> dict[str, Any]:
+    """Steady-state figures over ``seconds`` of the room's subscribed streams."""
+    for p in peers:
+        await p.call("sample")
+    udp0 = udp_counters()
+    s0 = await server()
+    frames0: dict[StreamKey, int] = {}
+    for p in peers:
+        frames0.update((await p.call("sample"))[0])
+    await asyncio.sleep(seconds)
+    s1 = await server()
+    udp1 = udp_counters()
+    frames1: dict[StreamKey, int] = {}
+    delays: list[float] = []
+    for p in peers:
+        frames, d = await p.call("sample")
+        frames1.update(frames)
+        delays += d
+    wall = s1["time"] - s0["time"]
+    subscribed = set(frames1)
+    f0, f1 = s0["forwarding"], s1["forwarding"]
+    if f0 is None or f1 is None:
+        steady, switched, paused = subscribed, set(), set()
+        forwarded_streams = float(len(subscribed))
+        forwarded_at_end = subscribed
+    else:
+        both = set(f0) & set(f1)
+        steady = {k for k in both if f0[k][0] and f1[k][0] and f0[k][1] == f1[k][1]}
+        paused = {k for k in both if not f0[k][0] and not f1[k][0] and f0[k][1] == f1[k][1]}
+        switched = both - steady - paused
+        # Streams forwarded at the start and at the end, averaged: the switched ones count half.
+        forwarded_streams = (sum(v[0] for v in f0.values()) + sum(v[0] for v in f1.values())) / 2
+        forwarded_at_end = {k for k, v in f1.items() if v[0]}
+    video_fps = [(frames1[k] - frames0.get(k, 0)) / wall
+                 for k in steady if k[1] == "video" and k in frames1]
+    per_subscriber = streams_per_subscriber(forwarded_at_end)
+    cores = (s1["cpu"] - s0["cpu"]) / wall
+    return {
+        "publishers": publishers, "observers": observers,
+        "subscribed": len(subscribed), "forwarded": forwarded_streams,
+        "switched": sum(1 for k in switched if k[1] == "video"),
+        "paused": sum(1 for k in paused if k[1] == "video"),
+        "per_subscriber": sorted(set(per_subscriber.values())),
+        "cores": cores,
+        "kernel_share": (s1["kernel"] - s0["kernel"]) / max(1e-9, s1["cpu"] - s0["cpu"]),
+        "per_stream": cores / max(1.0, forwarded_streams),
+        "packets_per_s": (s1["packets"] - s0["packets"]) / wall if s1["packets"] >= 0
+        else float("nan"),
+        "fps_min": min(video_fps, default=0.0),
+        "fps_mean": sum(video_fps) / len(video_fps) if video_fps else 0.0,
+        "delay_p50": percentile(delays, 50), "delay_p95": percentile(delays, 95),
+        "udp_errors": (udp1["InErrors"] - udp0["InErrors"])
+        + (udp1["RcvbufErrors"] - udp0["RcvbufErrors"]),
+    }
+
+
+def peer_options(mode: str, publishers: int, speaker_period: float) -> dict[str, Any]:
+    """What a peer process replays for ``mode``: the first publisher presents, the others
+    take turns speaking; only in policy mode do publishers follow the SFU's REMB caps."""
+    return {"stamp": mode != "relay",  # re-encoding loses the stamps
+            "honour_remb": mode == "policy",
+            "speakers": [f"p{i}" for i in range(1, publishers)],
+            "speaker_period": speaker_period}
+
+
+async def run_room(mode: str, publishers: int, observers: int, seconds: float,
+                   peer_processes: int, speaker_period: float, loop_name: LoopName,
+                   ) -> dict[str, Any]:
+    sfu = Worker("sfu", loop_name, mode=mode, room_size=publishers + observers)
+    peers = [Worker("peer", **peer_options(mode, publishers, speaker_period))
+             for _ in range(peer_processes)]
+    pub_ids = [f"p{i}" for i in range(publishers)]
+    obs_ids = [f"o{i}" for i in range(observers)]
+    home = {pid: peers[i % len(peers)] for i, pid in enumerate(pub_ids + obs_ids)}
+    try:
+        for pid in pub_ids + obs_ids:
+            await sfu.call("add", pid, pid in pub_ids)
+        if mode == "policy":
+            await sfu.call("set_presenter", pub_ids[0])
+        for pid in pub_ids:
+            offer = await home[pid].call("publish_offer", pid)
+            await home[pid].call("publish_answer", pid, await sfu.call("publish", pid, offer))
+        await asyncio.sleep(1)
+        for pid in pub_ids + obs_ids:
+            offer = await sfu.call("subscribe_offer", pid)
+            await sfu.call("subscribe_answer", pid, await home[pid].call("subscribe", pid, offer))
+        await asyncio.sleep(4)
+        return {"mode": mode, **await measure(peers, publishers, observers, seconds,
+                                              lambda: sfu.call("sample"))}
+    finally:
+        for worker in [sfu, *peers]:
+            await worker.close()
+
+
+def print_table(rows: list[dict[str, Any]], direct: tuple[float, float]) -> None:
+    print(f"\ndirect publisher->subscriber send-to-receive: p50 {direct[0] * 1000:.1f} ms, "
+          f"p95 {direct[1] * 1000:.1f} ms (subtracted below)")
+    print("| mode | room | subscribed / forwarded streams | videos paused / switched | "
+          "server cores (kernel) | CPU per forwarded stream | packets/s | video fps min / mean "
+          "| added delay p50 / p95 | UDP receive errors | streams per subscriber at the end "
+          "(video+audio) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        p50, p95 = (r["delay_p50"] - direct[0]) * 1000, (r["delay_p95"] - direct[1]) * 1000
+        delay = "-" if r["mode"] == "relay" else f"{p50:.0f} / {p95:.0f} ms"
+        packets = "-" if r["packets_per_s"] != r["packets_per_s"] else f"{r['packets_per_s']:,.0f}"
+        per_subscriber = ", ".join(f"{v}+{a}" for v, a in r["per_subscriber"])
+        print(f"| {r['mode']} | {r['publishers']} + {r['observers']} | {r['subscribed']} / "
+              f"{r['forwarded']:.0f} | {r['paused']} / {r['switched']} | {r['cores']:.2f} "
+              f"({r['kernel_share']:.0%}) | {r['per_stream'] * 1000:.2f} ms/s | {packets} "
+              f"| {r['fps_min']:.1f} / {r['fps_mean']:.1f} | {delay} | {r['udp_errors']:,} "
+              f"| {per_subscriber} |")
+    by_size: dict[tuple[int, int], dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        by_size.setdefault((r["publishers"], r["observers"]), {})[r["mode"]] = r
+    for (pubs, obs), modes in by_size.items():
+        for ours in ("all", "policy"):
+            for other in ("janus", "relay"):
+                if {ours, other} <= set(modes):
+                    ratio = modes[ours]["per_stream"] / modes[other]["per_stream"]
+                    print(f"{pubs}+{obs}: CPU per forwarded stream, {ours} / {other} = {ratio:.2f}")
+        if {"all", "policy"} <= set(modes):
+            ratio = modes["policy"]["cores"] / modes["all"]["cores"]
+            print(f"{pubs}+{obs}: server cores, policy / all = {ratio:.2f}")
+    print("video fps are over streams forwarded for the whole window; publishers replay at 30. "
+          "Rows whose mean is under 27 were CPU-bound on this machine.")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--publishers", type=int, default=11)
+    parser.add_argument("--observers", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--modes", default="all,policy,janus",
+                        help="all, policy (our SFU), janus, relay (aiortc MediaRelay)")
+    parser.add_argument("--peer-processes", type=int, default=2)
+    parser.add_argument("--small", default="4,2",
+                        help="also run this publishers,observers room first ('' to skip)")
+    parser.add_argument("--speaker-period", type=float, default=5.0,
+                        help="seconds each publisher speaks in turn (policy mode)")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"],
+                        default="uvloop" if event_loop.uvloop_available() else "asyncio",
+                        help="the SFU process's event loop (default: what media.event_loop picks)")
+    args = parser.parse_args()
+    modes = args.modes.split(",")
+    if "janus" in modes and not os.path.exists(JANUS_BINARY):
+        print(f"{JANUS_BINARY} not found (apt-get install janus): running without Janus")
+        modes.remove("janus")
+    if "janus" in modes:
+        from bench.sfu_janus import NETNS_ADDRESS, NETNS_ENV, NETNS_SETUP
+        if not os.environ.get(NETNS_ENV):
+            # Re-run inside a private network namespace (needs root): see sfu_janus.py.
+            command = " ".join([NETNS_SETUP, "&&", "exec", "env", f"{NETNS_ENV}={NETNS_ADDRESS}",
+                                *map(shlex.quote, [sys.executable, *sys.argv])])
+            os.execvp("unshare", ["unshare", "-n", "sh", "-c", command])
+    sizes = [(args.publishers, args.observers)]
+    if args.small:
+        small = tuple(int(x) for x in args.small.split(","))
+        sizes.insert(0, (small[0], small[1]))
+    print(f"our SFU's loop: {args.loop}; load average {os.getloadavg()[0]:.2f}", flush=True)
+    direct = await direct_delay(args.seconds)
+    rows = []
+    for pubs, obs in sizes:
+        for mode in modes:
+            print(f"running {mode} with {pubs} publishers + {obs} observers ...", flush=True)
+            if mode == "janus":
+                from bench.sfu_janus import run_janus_room
+                run = run_janus_room(pubs, obs, args.seconds, args.peer_processes,
+                                     peer_options(mode, pubs, args.speaker_period))
+            else:
+                run = run_room(mode, pubs, obs, args.seconds, args.peer_processes,
+                               args.speaker_period, args.loop)
+            rows.append(await asyncio.wait_for(run, 300))
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    print_table(rows, direct)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
