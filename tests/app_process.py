@@ -21,6 +21,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop_process(proc: subprocess.Popen[bytes], seconds: float = 10) -> int | None:
+    """SIGTERM, then SIGKILL after ``seconds``; the exit status, None if it was killed."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
+
+
 class AppProcess:
     """On a free 127.0.0.1 port with its own data dir and no DICOM port, configured by
     ``env`` (HOICHAN_* of the caller's environment are not inherited)."""
@@ -68,13 +79,7 @@ class AppProcess:
         """SIGTERM, as systemd stops it; its exit status (None if it had to be killed)."""
         if self.proc is None:
             return None
-        self.proc.terminate()
-        try:
-            code: int | None = self.proc.wait(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            code = None
+        code = stop_process(self.proc, seconds)
         self.proc = None
         return code
 

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 from aioice import stun
 from aioice.turn import TurnTransport, create_turn_endpoint
 
+from tests.app_process import stop_process
+
 REALM = "turn.test.hoichan"
 SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "coturn" / "turnserver.conf"
 TIMEOUT = 5.0
@@ -52,12 +54,7 @@ class Coturn:
         return ("127.0.0.1", self.port)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 def _answers_stun(port: int) -> bool:

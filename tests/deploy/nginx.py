@@ -11,7 +11,7 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.app_process import stop_process
 from tests.deploy.coturn import free_udp_tcp_port
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -29,7 +30,7 @@ def self_signed(folder: Path) -> None:
     """fullchain.pem and privkey.pem for 127.0.0.1, as /etc/ssl/hoichan/ holds them."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
@@ -60,12 +61,7 @@ class Nginx:
         return f"https://127.0.0.1:{self.https_port}"
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 def render(folder: Path, app_ports: tuple[int, ...], https_port: int, http_port: int) -> Path:

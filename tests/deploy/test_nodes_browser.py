@@ -5,20 +5,19 @@ each other's video again."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from redis import Redis
 
 from tests.app_process import AppProcess
 from tests.conftest import fresh_database
 from tests.deploy.nginx import Nginx, start_nginx
-from tests.web.conftest import CHROMIUM, CHROMIUM_FLAGS
+from tests.web.conftest import chromium
 from tests.web.helpers import DEMO_PASSWORD
 from tests.web.test_room_media_e2e import TRACK_PCS
 from tests.web.test_viewer_e2e import sign_in
@@ -84,16 +83,9 @@ def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deplo
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
-    with sync_playwright() as p:
-        # The test's nginx has a self-signed certificate.
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                              args=[*CHROMIUM_FLAGS, "--ignore-certificate-errors"])
-        try:
-            yield b
-        finally:
-            b.close()
+    # The test's nginx has a self-signed certificate.
+    with chromium("--ignore-certificate-errors") as b:
+        yield b
 
 
 def enter(page: Page, url: str, email: str) -> None:

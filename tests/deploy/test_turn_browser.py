@@ -5,17 +5,16 @@ mux policies)."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from tests.app_process import AppProcess
 from tests.deploy.coturn import Coturn
-from tests.web.conftest import CHROMIUM, CHROMIUM_FLAGS
+from tests.web.conftest import chromium
 from tests.web.helpers import DEMO_PASSWORD
 from tests.web.test_viewer_e2e import sign_in
 
@@ -71,15 +70,8 @@ def turn_server(coturn: Coturn, tmp_path: Path) -> Iterator[AppProcess]:
 
 @pytest.fixture
 def page() -> Iterator[Page]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=CHROMIUM_FLAGS)
-        try:
-            yield browser.new_page(viewport={"width": 1280, "height": 720})
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser.new_page(viewport={"width": 1280, "height": 720})
 
 
 def test_the_room_reaches_the_sfu_through_turn_alone(turn_server, coturn, page):

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import aiohttp
 
+from tests.app_process import stop_process
+
 ORTHANC = "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 
@@ -38,11 +40,7 @@ class Orthanc:
         return f"http://127.0.0.1:{self.http_port}"
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process)
 
     async def upload(self, data: bytes) -> str:
         async with aiohttp.ClientSession() as http:

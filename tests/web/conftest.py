@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +47,26 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
         server.stop()
 
 
-# Per module: Playwright's sync API keeps an event loop running while it lives, and the
-# asyncio tests of other modules (test_static.py) need none running.
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+@contextmanager
+def chromium(*extra_flags: str) -> Iterator[Browser]:
+    """Debian's Chromium, headless, with the flags WebRTC needs here."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                              args=[*CHROMIUM_FLAGS, *extra_flags])
         try:
             yield b
         finally:
             b.close()
+
+
+# Per module: Playwright's sync API keeps an event loop running while it lives, and the
+# asyncio tests of other modules (test_static.py) need none running.
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as b:
+        yield b
 
 
 @pytest.hookimpl(hookwrapper=True)
