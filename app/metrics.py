@@ -71,6 +71,10 @@ async def _room_families(app: web.Application) -> list[Metric]:
                len(outbound)),
         _gauge("hoichan_forwarded_bitrate_bps", "Bitrate the SFU forwards",
                sum(s["bitrate_bps"] for s in outbound)),
+        _gauge("hoichan_received_packets", "RTP packets the SFU received on its live "
+               "published streams", sum(s["packets"] or 0 for s in inbound)),
+        _gauge("hoichan_forwarded_packets", "RTP packets the SFU sent on its live forwarded "
+               "streams", sum(s["packets"] or 0 for s in outbound)),
         _gauge("hoichan_forwarded_packets_lost", "Packets lost towards subscribers, as their "
                "receiver reports say", sum(s["packets_lost"] or 0 for s in outbound)),
         _gauge("hoichan_subscriber_fraction_lost_max", "The worst subscriber loss fraction",

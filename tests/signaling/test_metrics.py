@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import Room
+from .media_clients import MediaClient, until
 
 TOKEN = "scrape-" + "x" * 32
 
@@ -36,6 +39,27 @@ async def test_metrics_count_rooms_and_members(room: Room) -> None:
     assert now[(member, (("place", "lobby"), ("role", "presenter"),
                          ("status", "connected")))] == 1
     assert "patient" not in (await (await room.client.get("/metrics")).text()).lower()
+
+
+async def test_metrics_count_the_streams_the_sfu_forwards(room: Room) -> None:
+    host = await room.joined("BM")
+    doctor = await room.admitted(host, "TBI")
+    publisher, viewer = MediaClient(host), MediaClient(doctor)
+    try:
+        assert "error" not in await publisher.publish()
+        await viewer.subscribe()
+        await until(lambda: viewer.frames(host.participant_id or "", "video") >= 10, 30,
+                    "the doctor receives the host's video")
+        await asyncio.sleep(1.0)  # a stats round (0.5 s here) after the frames
+        now = samples(await (await room.client.get("/metrics")).text())
+    finally:
+        await publisher.close()
+        await viewer.close()
+    assert now[("hoichan_received_streams", ())] == 2  # the host's camera and microphone
+    assert now[("hoichan_forwarded_streams", ())] == 2  # both to the doctor
+    assert now[("hoichan_received_packets", ())] > 0
+    assert now[("hoichan_forwarded_packets", ())] > 0
+    assert now[("hoichan_forwarded_bitrate_bps", ())] > 0
 
 
 @pytest.mark.room_settings(metrics_token=TOKEN)
