@@ -66,8 +66,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         print(f"database schema is at {current or 'nothing'}, the code needs "
               f"{migrate.head_revision()}: run `hoichan migrate` first", file=sys.stderr)
         return 1
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _log_to_stderr()
     # /healthz reads the schema revision through Alembic, which would log every probe.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # uvloop: the SFU forwards every packet through the loop (docs/performance.md,
@@ -198,6 +197,24 @@ def cmd_seed_demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def cmd_media_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Started by `hoichan serve` (HOICHAN_MEDIA_WORKERS), not by hand."""
+    from signaling.workers import run_worker
+
+    if not settings.redis_url:
+        print("a media worker needs HOICHAN_REDIS_URL", file=sys.stderr)
+        return 2
+    _log_to_stderr()
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run_worker(settings))
+    return 0
+
+
 Command = Callable[[Settings, argparse.Namespace], int]
 
 
@@ -206,6 +223,9 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="serve the platform (HOICHAN_HOST:HOICHAN_PORT)")
     s.set_defaults(func=cmd_serve)
+    w = sub.add_parser("media-worker", help="an SFU worker process (`serve` starts them when "
+                       "HOICHAN_MEDIA_WORKERS is set)")
+    w.set_defaults(func=cmd_media_worker)
     m = sub.add_parser("migrate", help="bring the database schema to a revision")
     m.add_argument("revision", nargs="?", default="head")
     m.add_argument("--down", action="store_true", help="downgrade to the revision")

@@ -112,6 +112,8 @@ class Settings:
     redis_prefix: str = "hoichan"
     #: How long a node that stops sending heartbeats is still taken for alive.
     node_ttl_seconds: float = 6.0
+    #: SFU worker processes this node starts (multi-node only); 0: media runs in this process.
+    media_workers: int = 0
     #: Reverse proxies whose X-Forwarded-For / -Proto name the client (nginx in front).
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = field(default_factory=tuple)
 
@@ -191,6 +193,16 @@ def _turn_servers() -> tuple[tuple[str, ...], str]:
     return urls, secret
 
 
+def _media_workers(redis_url: str) -> int:
+    # One per core by default: a node's SFU is one Python process, about one core.
+    default = (os.cpu_count() or 1) if redis_url else 0
+    workers = _env_int("MEDIA_WORKERS", default, minimum=0, maximum=256)
+    if workers and not redis_url:
+        raise ConfigError(f"{ENV_PREFIX}MEDIA_WORKERS needs {ENV_PREFIX}REDIS_URL: workers "
+                          "reach the rooms through Redis")
+    return workers
+
+
 def _trusted_proxies() -> tuple[IPv4Network | IPv6Network, ...]:
     networks = []
     for item in _env("TRUSTED_PROXIES", "").split(","):
@@ -224,16 +236,18 @@ def load_settings() -> Settings:
     turn_urls, turn_secret = _turn_servers()
     host = _env("HOST", "127.0.0.1")
     port = _env_int("PORT", 8080, minimum=0, maximum=MAX_PORT)
+    redis_url = _env("REDIS_URL", "")
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
-        redis_url=_env("REDIS_URL", ""),
+        redis_url=redis_url,
         host=host,
         port=port,
         node_id=_env("NODE_ID", f"{socket.gethostname()}:{port}"),
         redis_prefix=_env("REDIS_PREFIX", "hoichan"),
         node_ttl_seconds=_env_float("NODE_TTL_SECONDS", 6.0, minimum=1.0),
         trusted_proxies=_trusted_proxies(),
+        media_workers=_media_workers(redis_url),
         jwt_secret=load_jwt_secret(data_dir),
         access_token_minutes=_env_int("ACCESS_TOKEN_MINUTES", 15, minimum=1,
                                       maximum=MAX_MINUTES),

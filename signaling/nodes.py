@@ -10,6 +10,7 @@ compare-and-set so two nodes placing it at once agree (as LiveKit places rooms).
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 
@@ -38,10 +39,15 @@ class NodeInfo:
     load: int
     draining: bool
     at: float
+    #: Whether rooms' media may be placed on it: an app node whose SFU runs in worker
+    #: processes carries none itself.
+    media: bool = True
+    pid: int = 0
 
 
 class NodeRegistry:
-    def __init__(self, redis: Redis, prefix: str, node_id: str, ttl_seconds: float) -> None:
+    def __init__(self, redis: Redis, prefix: str, node_id: str, ttl_seconds: float, *,
+                 media: bool = True) -> None:
         self._redis = redis
         self._prefix = prefix
         self.node_id = node_id
@@ -51,12 +57,14 @@ class NodeRegistry:
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE)
         self.draining = False
+        self.media = media
 
     def _node_key(self, node_id: str) -> str:
         return f"{self._prefix}:node:{node_id}"
 
     async def heartbeat(self, load: int) -> None:
-        info = json.dumps({"load": load, "draining": self.draining, "at": time.time()})
+        info = json.dumps({"load": load, "draining": self.draining, "at": time.time(),
+                           "media": self.media, "pid": os.getpid()})
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(self._node_key(self.node_id), info, px=self._ttl_ms)
             pipe.sadd(self._nodes_key, self.node_id)
@@ -71,7 +79,7 @@ class NodeRegistry:
             await pipe.execute()
 
     async def alive(self) -> dict[str, NodeInfo]:
-        ids = sorted(await self._redis.smembers(self._nodes_key))
+        ids = sorted(str(n) for n in await self._redis.smembers(self._nodes_key))
         if not ids:
             return {}
         values = await self._redis.mget([self._node_key(n) for n in ids])
@@ -82,7 +90,8 @@ class NodeRegistry:
                 await self._redis.srem(self._nodes_key, node_id)
                 continue
             d = json.loads(raw)
-            nodes[node_id] = NodeInfo(node_id, d["load"], d["draining"], d["at"])
+            nodes[node_id] = NodeInfo(node_id, d["load"], d["draining"], d["at"],
+                                      d["media"], d["pid"])
         return nodes
 
     async def owner(self, room_id: int) -> str | None:
@@ -102,8 +111,9 @@ class NodeRegistry:
         await self._release(keys=[self._placement_key], args=[str(room_id), node_id])
 
     def choose(self, nodes: dict[str, NodeInfo], exclude: str | None = None) -> str | None:
-        """The live, not draining node with the least load; this one on a tie."""
-        candidates = [n for n in nodes.values() if not n.draining and n.node_id != exclude]
+        """The live, not draining media node with the least load; this one on a tie."""
+        candidates = [n for n in nodes.values()
+                      if n.media and not n.draining and n.node_id != exclude]
         if not candidates:
             return None
         return min(candidates, key=lambda n: (n.load, n.node_id != self.node_id,

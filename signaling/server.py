@@ -2,97 +2,44 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
-import socketio
 from aiohttp import web
-from redis.asyncio import Redis
 
 from app.appkeys import ROOM_NOTIFY, SESSIONS, SETTINGS
-from media import configure_host_addresses
 
 from .hub import Hub
-from .media_bridge import MediaBridge
-from .media_router import MediaRouter
 from .namespace import RoomNamespace
-from .nodes import NodeRegistry
-from .redis_state import RedisRoomState
-from .room_state import InProcessRoomState, RoomLimits, RoomState
-from .stats import StatsCollector
-from .sweeper import Sweeper, drain_node
+from .node import RoomNode
+from .workers import WorkerPool
 
 HUB = web.AppKey("signaling_hub", Hub)
 SOCKETIO_PATH = "/socket.io"
 
 
 def setup_signaling(app: web.Application) -> Hub:
-    """One node alone (no Redis URL: rooms in memory), or one of several sharing Redis."""
+    """One node alone (no Redis URL: rooms in memory), or one of several sharing Redis; with
+    HOICHAN_MEDIA_WORKERS its SFU runs in worker processes it starts and restarts."""
     settings = app[SETTINGS]
-    limits = RoomLimits(settings.room_max_publishers, settings.room_max_observers)
-    redis: Redis | None = None
-    manager: socketio.AsyncManager | None = None
-    state: RoomState
-    if settings.redis_url:
-        redis = Redis.from_url(settings.redis_url, decode_responses=True)
-        manager = socketio.AsyncRedisManager(settings.redis_url,
-                                             channel=f"{settings.redis_prefix}:socketio")
-        state = RedisRoomState(redis, settings.redis_prefix, limits)
-    else:
-        state = InProcessRoomState(limits)
-    sio = socketio.AsyncServer(
-        async_mode="aiohttp",
-        client_manager=manager,
-        # Up to this size an oversized event still reaches the gate and gets a clear
-        # error; past it Engine.IO drops the connection without reading it.
-        max_http_buffer_size=settings.signaling_max_event_bytes * 4,
-    )
-    hub = Hub(sio=sio, settings=settings, state=state, sessions=app[SESSIONS])
-    hub.bridge = MediaBridge(hub)
-    router: MediaRouter | None = None
-    if redis is not None:
-        nodes = NodeRegistry(redis, settings.redis_prefix, settings.node_id,
-                             settings.node_ttl_seconds)
-        router = MediaRouter(hub, hub.bridge, nodes, redis, settings.redis_prefix)
-    hub.media = router or hub.bridge
-    hub.stats = StatsCollector(hub, settings.room_stats_interval_seconds)
-    sweeper = Sweeper(hub, router)
-    sio.register_namespace(RoomNamespace(hub))
-    sio.attach(app, socketio_path=SOCKETIO_PATH)
+    node = RoomNode(settings, app[SESSIONS], carries_media=not settings.media_workers,
+                    serves_clients=True)
+    hub = node.hub
+    hub.sio.register_namespace(RoomNamespace(hub))
+    hub.sio.attach(app, socketio_path=SOCKETIO_PATH)
     app[HUB] = hub
     app[ROOM_NOTIFY] = hub.broadcast
+    workers = WorkerPool(settings) if settings.media_workers else None
 
     async def start(_: web.Application) -> None:
-        if settings.ice_host_addresses:
-            configure_host_addresses(list(settings.ice_host_addresses))
-        if router is not None:
-            await router.start()
-            await sweeper.beat()
-            await sweeper.recover()
-        assert hub.stats is not None
-        hub.spawn(hub.stats.run())
-        hub.spawn(sweeper.run())
+        await node.start()
+        if workers is not None:
+            await workers.start()
 
     async def drain(_: web.Application) -> None:
-        # SIGTERM: take no new rooms, and hand ours to other nodes while we still answer.
-        if router is not None:
-            await drain_node(hub, router)
+        await node.drain()
+        if workers is not None:
+            await workers.stop()  # each drains its rooms to other media nodes first
 
     async def stop(_: web.Application) -> None:
-        for task in list(hub.tasks):
-            task.cancel()
-        for task in list(hub.tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        assert hub.bridge is not None
-        await hub.bridge.close()
-        if settings.ice_host_addresses:
-            configure_host_addresses(None)
-        if router is not None:
-            await router.nodes.forget(settings.node_id)
-            await router.stop()
-        if redis is not None:
-            await redis.aclose()
+        await node.stop()
 
     app.on_startup.append(start)
     app.on_shutdown.append(drain)

@@ -51,6 +51,18 @@ def test_defaults_are_the_embedded_single_machine_mode(env, tmp_path):
     assert (s.access_token_minutes, s.refresh_token_days, s.join_token_minutes,
             s.lobby_lead_minutes) == (15, 7, 10, 15)
     assert (s.dicom_ae_title, s.dicom_port) == ("HOICHAN", 11112)
+    assert s.media_workers == 0  # media in the one process
+
+
+def test_several_nodes_start_one_sfu_worker_per_core_unless_told(env):
+    env.setenv("HOICHAN_REDIS_URL", "redis://127.0.0.1:6379/0")
+    assert load_settings().media_workers == (os.cpu_count() or 1)
+    env.setenv("HOICHAN_MEDIA_WORKERS", "0")
+    assert load_settings().media_workers == 0
+    env.delenv("HOICHAN_REDIS_URL")
+    env.setenv("HOICHAN_MEDIA_WORKERS", "2")
+    with pytest.raises(ConfigError, match="HOICHAN_MEDIA_WORKERS needs HOICHAN_REDIS_URL"):
+        load_settings()
 
 
 def test_every_setting_can_be_overridden_from_the_environment(env, tmp_path):
@@ -93,7 +105,7 @@ def test_every_setting_can_be_overridden_from_the_environment(env, tmp_path):
     ("DATABASE_URL", "mysql://u@db/x"), ("DATABASE_URL", "sqlite:///x.db"),
     ("DICOM_AE_TITLE", "A" * 17), ("DICOM_AE_TITLE", ""), ("DICOM_AE_TITLE", "BỆNHVIỆN"),
     ("DICOM_AE_TITLE", "A\\B"), ("DICOM_CALLERS_FROM_NODES", "maybe"),
-    ("JWT_SECRET", "too-short"),
+    ("JWT_SECRET", "too-short"), ("MEDIA_WORKERS", "-1"), ("MEDIA_WORKERS", "many"),
 ])
 def test_bad_values_stop_the_start_naming_the_variable(env, name, value):
     env.setenv("HOICHAN_" + name, value)

@@ -43,7 +43,7 @@ class Deployment:
     def __init__(self, root: Path, database_url: str) -> None:
         self.prefix = f"test-{secrets.token_hex(4)}"
         self.nodes = {name: AppProcess(
-            root / name, HOICHAN_DATABASE_URL=database_url, HOICHAN_REDIS_URL=REDIS_URL,
+            root / name, HOICHAN_DATABASE_URL=database_url, HOICHAN_REDIS_URL=REDIS_URL, HOICHAN_MEDIA_WORKERS="0",
             HOICHAN_REDIS_PREFIX=self.prefix, HOICHAN_NODE_ID=name,
             HOICHAN_NODE_TTL_SECONDS="2", HOICHAN_ICE_HOST_ADDRESSES="127.0.0.1",
             HOICHAN_JWT_SECRET="nodes-e2e-secret-" + "y" * 32,

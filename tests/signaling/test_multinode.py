@@ -4,6 +4,7 @@ its media on one of them, and what happens when that one is killed or drains."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import signal
 import urllib.request
@@ -36,7 +37,7 @@ class Nodes:
         self.prefix = f"test-{secrets.token_hex(4)}"
         self.nodes = {name: AppProcess(
             tmp_path / name, HOICHAN_DATABASE_URL=database_url, HOICHAN_JWT_SECRET=JWT_SECRET,
-            HOICHAN_REDIS_URL=REDIS_URL, HOICHAN_REDIS_PREFIX=self.prefix,
+            HOICHAN_REDIS_URL=REDIS_URL, HOICHAN_MEDIA_WORKERS="0", HOICHAN_REDIS_PREFIX=self.prefix,
             HOICHAN_NODE_ID=name, HOICHAN_NODE_TTL_SECONDS=str(NODE_TTL_S),
             HOICHAN_ICE_HOST_ADDRESSES="127.0.0.1",
             HOICHAN_RECONNECT_GRACE_SECONDS=str(GRACE_S),
@@ -45,22 +46,24 @@ class Nodes:
     def __getitem__(self, name: str) -> AppProcess:
         return self.nodes[name]
 
-    async def owner(self, room_id: int) -> str | None:
-        redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    @contextlib.asynccontextmanager
+    async def redis(self) -> AsyncIterator[Redis]:
+        client = Redis.from_url(REDIS_URL, decode_responses=True)
         try:
-            owner: str | None = await redis.hget(f"{self.prefix}:room-nodes", str(room_id))
+            yield client
         finally:
-            await redis.aclose()
-        return owner
+            await client.aclose()
+
+    async def owner(self, room_id: int) -> str | None:
+        async with self.redis() as redis:
+            owner = await redis.hget(f"{self.prefix}:room-nodes", str(room_id))
+        return str(owner) if owner is not None else None
 
     async def clean(self) -> None:
-        redis = Redis.from_url(REDIS_URL)
-        try:
+        async with self.redis() as redis:
             keys = [k async for k in redis.scan_iter(f"{self.prefix}:*")]
             if keys:
                 await redis.delete(*keys)
-        finally:
-            await redis.aclose()
 
 
 @pytest.fixture
