@@ -11,10 +11,11 @@ import hmac
 from collections import Counter
 from collections.abc import Iterator
 from ipaddress import ip_address
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -22,7 +23,10 @@ from sqlalchemy import func, select
 from app.appkeys import READ_SESSIONS, SETTINGS
 from app.errors import forbidden, unauthorized
 from app.pacs.models import DicomInstance, ImportJob
+from signaling.media_router import MediaRouter
 from signaling.server import HUB
+from signaling.stats import media_figures
+from signaling.workers import worker_id
 
 
 class _Families(Collector):
@@ -39,29 +43,41 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
 
 async def _room_families(app: web.Application) -> list[Metric]:
     hub = app.get(HUB)
+    settings = app[SETTINGS]
+    # The rooms whose media this process (or one of its SFU workers) carries: with several
+    # nodes sharing Redis, each room is counted by exactly one of them.
+    mine = [await media_figures(hub)] if hub is not None else []
+    workers: dict[str, dict[str, Any] | None] = {}
+    if hub is not None and isinstance(hub.media, MediaRouter):
+        for index in range(settings.media_workers):
+            name = worker_id(settings.node_id, index)
+            workers[name] = await hub.media.figures(name)
+    every: list[dict[str, Any]] = mine + [f for f in workers.values() if f is not None]
     members: Counter[tuple[str, str, str]] = Counter()
-    rooms = 0
-    if hub is not None and hub.bridge is not None:
-        # The rooms whose media this process carries: with several nodes sharing Redis,
-        # each room is counted by exactly one of them.
-        for room_id in hub.bridge.room_ids():
-            in_room = await hub.state.members(room_id)
-            rooms += bool(in_room)
-            for m in in_room:
-                members[(m.role.value, "connected" if m.connected else "reconnecting",
-                         "admitted" if m.admitted else "lobby")] += 1
+    for figures in every:
+        for role, status, place, count in figures["members"]:
+            members[(role, status, place)] += count
     by_role = GaugeMetricFamily("hoichan_room_members", "Members of live rooms",
                                 labels=["role", "status", "place"])
     for (role, status, place), count in sorted(members.items()):
         by_role.add_metric([role, status, place], count)
-    inbound = outbound = []
-    if hub is not None and hub.stats is not None:
-        raws = [room["raw"] for room in hub.stats.latest.values()]
-        inbound = [s for raw in raws for s in raw.get("inbound", [])]
-        outbound = [s for raw in raws for s in raw.get("outbound", [])]
+    inbound = [s for f in every for s in f["inbound"]]
+    outbound = [s for f in every for s in f["outbound"]]
     losses = [s["fraction_lost"] for s in outbound if s["fraction_lost"] is not None]
+    up = GaugeMetricFamily("hoichan_worker_up", "Whether the SFU worker answered",
+                           labels=["worker"])
+    cpu = CounterMetricFamily("hoichan_worker_cpu_seconds", "CPU time of the SFU worker",
+                              labels=["worker"])
+    rss = GaugeMetricFamily("hoichan_worker_resident_memory_bytes",
+                            "Resident memory of the SFU worker", labels=["worker"])
+    for name, answer in sorted(workers.items()):
+        up.add_metric([name], answer is not None)
+        if answer is not None:
+            cpu.add_metric([name], answer["cpu_seconds"])
+            rss.add_metric([name], answer["rss_bytes"])
     return [
-        _gauge("hoichan_rooms", "Rooms with members in this process", rooms),
+        _gauge("hoichan_rooms", "Rooms whose media this process and its workers carry",
+               sum(f["rooms"] for f in every)),
         by_role,
         _gauge("hoichan_received_streams", "Streams the SFU receives from publishers",
                len(inbound)),
@@ -72,13 +88,14 @@ async def _room_families(app: web.Application) -> list[Metric]:
         _gauge("hoichan_forwarded_bitrate_bps", "Bitrate the SFU forwards",
                sum(s["bitrate_bps"] for s in outbound)),
         _gauge("hoichan_received_packets", "RTP packets the SFU received on its live "
-               "published streams", sum(s["packets"] or 0 for s in inbound)),
+               "published streams", sum(s["packets"] for s in inbound)),
         _gauge("hoichan_forwarded_packets", "RTP packets the SFU sent on its live forwarded "
-               "streams", sum(s["packets"] or 0 for s in outbound)),
+               "streams", sum(s["packets"] for s in outbound)),
         _gauge("hoichan_forwarded_packets_lost", "Packets lost towards subscribers, as their "
-               "receiver reports say", sum(s["packets_lost"] or 0 for s in outbound)),
+               "receiver reports say", sum(s["packets_lost"] for s in outbound)),
         _gauge("hoichan_subscriber_fraction_lost_max", "The worst subscriber loss fraction",
                max(losses, default=0.0)),
+        up, cpu, rss,
     ]
 
 

@@ -20,6 +20,7 @@ from .hub import Hub
 from .media_bridge import MediaBridge
 from .node_rpc import NodeGone, NodeRpc
 from .nodes import NodeRegistry
+from .stats import media_figures
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class MediaRouter:
         await self._rpc.stop()
 
     async def _serve(self, method: str, args: list[Any]) -> Any:
+        if method == "figures":
+            return await media_figures(self._hub)
         if method not in _SERVED:
             raise SignalingError(errors.MEDIA_ERROR, f"unknown media request {method!r}")
         return await getattr(self._local, method)(*args)
@@ -53,6 +56,15 @@ class MediaRouter:
         if node_id == self.nodes.node_id:
             return await self._serve(method, args)
         return await self._rpc.call(node_id, method, args)
+
+    async def figures(self, node_id: str) -> dict[str, Any] | None:
+        """:func:`media_figures` of another node (one of this node's workers); None if it
+        does not answer."""
+        try:
+            figures: dict[str, Any] = await self._rpc.call(node_id, "figures", [])
+        except (NodeGone, SignalingError):
+            return None
+        return figures
 
     async def place(self, room_id: int, *, create: bool = True) -> str | None:
         """The node carrying the room's media; None if it has none and ``create`` is off."""

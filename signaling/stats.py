@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
+from collections import Counter
 from typing import Any
 
 from .hub import Hub
@@ -52,6 +54,36 @@ def summarize(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
         person["receive"]["fraction_lost"] = max(losses[pid]) if pid in losses else None
         person["receive"]["rtt_s"] = _mean(rtts.get(pid, []))
     return people
+
+
+async def media_figures(hub: Hub) -> dict[str, Any]:
+    """What /metrics shows of this process's SFU: the rooms whose media it carries, their
+    members, its streams (from the latest stats round) and its CPU and memory. Plain data,
+    so a worker can send it to its node."""
+    members: Counter[tuple[str, str, str]] = Counter()
+    rooms = 0
+    room_ids = hub.bridge.room_ids() if hub.bridge is not None else []
+    for room_id in room_ids:
+        in_room = await hub.state.members(room_id)
+        rooms += bool(in_room)
+        for m in in_room:
+            members[(m.role.value, "connected" if m.connected else "reconnecting",
+                     "admitted" if m.admitted else "lobby")] += 1
+    raws = [room["raw"] for room in hub.stats.latest.values()] if hub.stats else []
+    with open("/proc/self/statm") as statm:  # noqa: ASYNC230 - procfs answers at once
+        rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return {
+        "rooms": rooms,
+        "members": [[*key, count] for key, count in sorted(members.items())],
+        "inbound": [{"bitrate_bps": s["bitrate_bps"], "packets": s["packets"] or 0}
+                    for raw in raws for s in raw.get("inbound", [])],
+        "outbound": [{"bitrate_bps": s["bitrate_bps"], "packets": s["packets"] or 0,
+                      "packets_lost": s["packets_lost"] or 0,
+                      "fraction_lost": s["fraction_lost"]}
+                     for raw in raws for s in raw.get("outbound", [])],
+        "cpu_seconds": time.process_time(),
+        "rss_bytes": rss,
+    }
 
 
 class StatsCollector:

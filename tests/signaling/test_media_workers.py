@@ -19,7 +19,16 @@ from tests.app_process import AppProcess
 from tests.conftest import JWT_SECRET, World
 
 from .conftest import Room
-from .test_multinode import MEDIA_S, RECOVERY_S, REDIS_URL, Nodes, on_air, receiving
+from .test_metrics import samples
+from .test_multinode import (
+    MEDIA_S,
+    RECOVERY_S,
+    REDIS_URL,
+    Nodes,
+    http_get,
+    on_air,
+    receiving,
+)
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -93,6 +102,16 @@ async def test_media_runs_in_workers_and_a_killed_one_comes_back(machine: Machin
     await receiving(host_media, doctor)
     worker = await machine.owner(room.consultation_id)
     assert worker in {"a/w0", "a/w1"}
+    # The node's /metrics speaks for its workers: their room, streams, CPU and memory.
+    await asyncio.sleep(1.5)  # a stats round (1 s here)
+    metrics = samples(await asyncio.to_thread(http_get, machine["a"].url + "/metrics"))
+    assert metrics[("hoichan_rooms", ())] == 1
+    assert metrics[("hoichan_forwarded_streams", ())] == 4  # camera and mic, both ways
+    assert metrics[("hoichan_forwarded_packets", ())] > 0
+    for name in ("a/w0", "a/w1"):
+        assert metrics[("hoichan_worker_up", (("worker", name),))] == 1
+        assert metrics[("hoichan_worker_cpu_seconds_total", (("worker", name),))] > 0
+        assert metrics[("hoichan_worker_resident_memory_bytes", (("worker", name),))] > 1e6
     other = "a/w1" if worker == "a/w0" else "a/w0"
 
     killed_pid = beats[worker]["pid"]

@@ -283,10 +283,10 @@ async def test_a_stalled_node_taken_for_dead_gives_up_what_moved(nodes: Nodes, r
     back_media, doctor_media = await on_air(room, back), await on_air(room, doctor)
     await receiving(doctor_media, back, frames=5, timeout=MEDIA_S)
     await receiving(back_media, doctor, frames=5, timeout=MEDIA_S)
-    metrics = await asyncio.to_thread(_get, nodes["a"].url + "/metrics")
+    metrics = await asyncio.to_thread(http_get, nodes["a"].url + "/metrics")
     assert "hoichan_rooms 0.0" in metrics
 
 
-def _get(url: str) -> str:
+def http_get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as r:
         return str(r.read().decode())
