@@ -1,6 +1,6 @@
 /** A few DOM helpers: the app is plain TypeScript, no framework. */
 
-type Child = Node | string | number | null | undefined | false;
+export type Child = Node | string | number | null | undefined | false;
 type Attrs = Record<string, string | number | boolean | null | undefined | EventListener>;
 
 /** `h("button", {class: "x", onclick: fn}, "text")`: attributes starting with `on` are listeners. */

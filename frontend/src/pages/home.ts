@@ -1,11 +1,12 @@
 import { myConsultations, type Consultation } from "../api";
-import { errorBox, h, replaceChildren } from "../dom";
+import { h } from "../dom";
 import { formatWindow } from "../format";
 import type { Page } from "../router";
-import { ApiError, SessionExpired, type Session } from "../session";
+import type { Session } from "../session";
 import { strings } from "../strings";
 import { topBar } from "./chrome";
 import { isStaff, SCHEDULE_PATH, startsOnSchedule } from "./coordinator";
+import { loadInto } from "./load";
 
 export function roomPath(id: number): string {
   return `/consultations/${id}/room`;
@@ -39,27 +40,15 @@ function card(c: Consultation): HTMLElement {
 export function homePage(session: Session, signOut: () => void): Page {
   if (startsOnSchedule(session.user)) return { el: h("div"), redirect: SCHEDULE_PATH };
   const list = h("div", { class: "consultations", "aria-busy": "true" }, strings.loading);
-  const load = async () => {
-    list.setAttribute("aria-busy", "true");
-    replaceChildren(list, strings.loading);
-    try {
-      const items = await myConsultations(session);
-      items.sort((a, b) => a.start.localeCompare(b.start));
-      replaceChildren(
-        list,
-        items.length
-          ? h("ul", { class: "consultation-list", "data-testid": "consultation-list" }, items.map(card))
-          : h("p", { class: "empty" }, strings.homeEmpty),
-      );
-    } catch (err) {
-      if (err instanceof SessionExpired) return;
-      const text = err instanceof ApiError ? strings.serverError(err.message) : strings.networkError;
-      replaceChildren(list, errorBox(text, { label: strings.retry, run: () => void load() }));
-    } finally {
-      list.setAttribute("aria-busy", "false");
-    }
-  };
-  void load();
+  loadInto(list, async () => {
+    const items = await myConsultations(session);
+    items.sort((a, b) => a.start.localeCompare(b.start));
+    return [
+      items.length
+        ? h("ul", { class: "consultation-list", "data-testid": "consultation-list" }, items.map(card))
+        : h("p", { class: "empty" }, strings.homeEmpty),
+    ];
+  });
   return {
     el: h(
       "div",

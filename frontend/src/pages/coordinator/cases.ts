@@ -22,7 +22,7 @@ import {
   type RemoteStudy,
   type StudyQuery,
 } from "./api";
-import { errorText } from "./list";
+import { errorText } from "../load";
 import { caseErrorField, importFraction, pollImport, type CaseField } from "./logic";
 
 function dicomDate(value: string): string {

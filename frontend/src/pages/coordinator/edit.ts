@@ -6,10 +6,11 @@ import type { Page } from "../../router";
 import { ApiError, SessionExpired, type Session, type User } from "../../session";
 import { strings } from "../../strings";
 import { topBar } from "../chrome";
-import { createConsultation, getConsultation, hospitals, patchConsultation, users, type ConsultationPatch } from "./api";
+import { createConsultation, getConsultation, hospitals, patchConsultation, users, type ConsultationIn } from "./api";
 import { casesSection } from "./cases";
 import { inviteesSection } from "./invitees";
-import { editPath, errorText, schedulePath, zoneDatalist } from "./list";
+import { errorText } from "../load";
+import { editPath, schedulePath, zoneDatalist } from "./list";
 import { errorField, type FormField } from "./logic";
 import { addDays, browserZone, dateIn, isoToZoned, isValidZone, zonedToIso } from "./time";
 
@@ -179,30 +180,27 @@ export async function editPage(
     }
     submit.disabled = true;
     submit.textContent = strings.saving;
+    // What creating and editing both set; the host expert and the invitees are chosen when
+    // creating (afterwards through the invitations).
+    const fields: Omit<ConsultationIn, "host_user_id" | "invitations"> = {
+      title: title.value.trim(),
+      description: description.value,
+      start: startIso,
+      end: endIso,
+      timezone: tz,
+      host_hospital_id: Number(hostHospital.value),
+    };
     try {
       if (!consultation) {
         const created = await createConsultation(session, {
-          title: title.value.trim(),
-          description: description.value,
-          start: startIso,
-          end: endIso,
-          timezone: tz,
-          host_hospital_id: Number(hostHospital.value),
+          ...fields,
           host_user_id: Number(hostExpert.value),
           invitations: invitees.invitations(),
         });
         navigate(`${editPath(created.id)}?created=1`, { replace: true });
         return;
       }
-      const patch: ConsultationPatch = {
-        title: title.value.trim(),
-        description: description.value,
-        start: startIso,
-        end: endIso,
-        timezone: tz,
-        host_hospital_id: Number(hostHospital.value),
-      };
-      consultation = await patchConsultation(session, consultation.id, patch);
+      consultation = await patchConsultation(session, consultation.id, fields);
       replaceChildren(formMessage, h("span", { class: "ok-text", "data-testid": "saved" }, strings.saved));
       back.setAttribute("href", schedulePath(dateIn(Date.parse(consultation.start), consultation.timezone), "week", consultation.timezone));
     } catch (err) {

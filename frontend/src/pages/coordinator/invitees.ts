@@ -9,7 +9,7 @@ import { errorBox, h, replaceChildren } from "../../dom";
 import { ApiError, SessionExpired, type Hospital, type Session, type User } from "../../session";
 import { strings } from "../../strings";
 import { changeInvitation, hospitals, invite, ROOM_ROLES, TIERS, uninvite, users, type InvitationIn } from "./api";
-import { errorText } from "./list";
+import { errorText } from "../load";
 
 export interface Invitee {
   kind: "user" | "hospital";

@@ -4,9 +4,10 @@ import type { Consultation } from "../../api";
 import { errorBox, h, replaceChildren } from "../../dom";
 import { formatWindow } from "../../format";
 import type { Page } from "../../router";
-import { ApiError, SessionExpired, type Session } from "../../session";
+import { SessionExpired, type Session } from "../../session";
 import { strings } from "../../strings";
 import { topBar } from "../chrome";
+import { errorText, loadInto } from "../load";
 import { cancelConsultation, listConsultations } from "./api";
 import { browserZone, dateIn, isDate, isValidZone, knownZones, viewRange, type View } from "./time";
 
@@ -22,10 +23,6 @@ export function schedulePath(date?: string, view: View = "week", zone?: string):
 
 export function editPath(id: number): string {
   return `/coordinator/consultations/${id}`;
-}
-
-export function errorText(err: unknown): string {
-  return err instanceof ApiError ? strings.serverError(err.message) : strings.networkError;
 }
 
 export function zoneDatalist(id: string): HTMLDataListElement {
@@ -163,33 +160,23 @@ export function schedulePage(session: Session, url: URL, signOut: () => void, na
     return item;
   };
 
-  const load = async () => {
-    list.setAttribute("aria-busy", "true");
-    replaceChildren(list, strings.loading);
-    try {
-      const page = await listConsultations(session, range.from, range.to);
-      const byDay = new Map<string, Consultation[]>(range.days.map((d) => [d, []]));
-      for (const c of page.items) byDay.get(dateIn(Date.parse(c.start), zone))?.push(c);
-      const sections = range.days.map((d) => {
-        const items = byDay.get(d) ?? [];
-        return h(
-          "section",
-          { class: "schedule-day", "data-date": d, "data-testid": "schedule-day" },
-          h("h2", {}, dayLabel(d)),
-          items.length
-            ? h("ul", { class: "consultation-list" }, items.map(row))
-            : h("p", { class: "empty" }, strings.scheduleEmptyDay),
-        );
-      });
-      replaceChildren(list, page.items.length ? sections : [h("p", { class: "empty" }, strings.scheduleEmpty), ...sections]);
-    } catch (err) {
-      if (err instanceof SessionExpired) return;
-      replaceChildren(list, errorBox(errorText(err), { label: strings.retry, run: () => void load() }));
-    } finally {
-      list.setAttribute("aria-busy", "false");
-    }
-  };
-  void load();
+  loadInto(list, async () => {
+    const page = await listConsultations(session, range.from, range.to);
+    const byDay = new Map<string, Consultation[]>(range.days.map((d) => [d, []]));
+    for (const c of page.items) byDay.get(dateIn(Date.parse(c.start), zone))?.push(c);
+    const sections = range.days.map((d) => {
+      const items = byDay.get(d) ?? [];
+      return h(
+        "section",
+        { class: "schedule-day", "data-date": d, "data-testid": "schedule-day" },
+        h("h2", {}, dayLabel(d)),
+        items.length
+          ? h("ul", { class: "consultation-list" }, items.map(row))
+          : h("p", { class: "empty" }, strings.scheduleEmptyDay),
+      );
+    });
+    return page.items.length ? sections : [h("p", { class: "empty" }, strings.scheduleEmpty), ...sections];
+  });
 
   return {
     el: h(
