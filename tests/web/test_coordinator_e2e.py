@@ -249,16 +249,8 @@ def test_coordinator_cancels_after_confirming_in_place(
 
     # The API's 422 is shown next to its field: a window already over.
     past = (datetime.now(ZoneInfo(ZONE)) - timedelta(days=2)).date()
-    page.goto(f"{demo_server.url}/coordinator/new")
-    page.get_by_test_id("title").fill("Hội chẩn e2e: quá khứ")
-    page.get_by_test_id("timezone").fill(ZONE)
-    page.get_by_test_id("start").fill(f"{past}T08:00")
-    page.get_by_test_id("end").fill(f"{past}T09:00")
-    hospital = page.get_by_test_id("host-hospital")
-    expect(hospital.locator("option", has_text=host["hospital"]["name"])).to_have_count(1)
-    hospital.select_option(str(host["hospital"]["id"]))
-    expect(page.get_by_test_id("host-expert")).to_have_value(str(host["id"]))
-    page.get_by_test_id("save").click()
+    new_consultation(page, demo_server, host, "Hội chẩn e2e: quá khứ", f"{past}T08:00",
+                     f"{past}T09:00")
     expect(page.locator(".field-error[data-field=end]")).to_contain_text("over already")
 
     # A clash is shown next to the field: the same expert, the same hour, a new consultation.
@@ -267,16 +259,8 @@ def test_coordinator_cancels_after_confirming_in_place(
         "end": f"{day}T11:00:00+07:00", "timezone": ZONE,
         "host_hospital_id": host["hospital"]["id"], "host_user_id": host["id"]})
     assert status == 201, c2
-    page.goto(f"{demo_server.url}/coordinator/new")
-    page.get_by_test_id("title").fill("Hội chẩn e2e: trùng giờ")
-    page.get_by_test_id("timezone").fill(ZONE)
-    page.get_by_test_id("start").fill(f"{day}T10:30")
-    page.get_by_test_id("end").fill(f"{day}T11:30")
-    hospital = page.get_by_test_id("host-hospital")
-    expect(hospital.locator("option", has_text=host["hospital"]["name"])).to_have_count(1)
-    hospital.select_option(str(host["hospital"]["id"]))
-    expect(page.get_by_test_id("host-expert")).to_have_value(str(host["id"]))
-    page.get_by_test_id("save").click()
+    new_consultation(page, demo_server, host, "Hội chẩn e2e: trùng giờ", f"{day}T10:30",
+                     f"{day}T11:30")
     clash = page.locator(".field-error[data-field=host_user_id]")
     expect(clash).to_contain_text("already booked")
     expect(clash).to_contain_text("giờ bận")
@@ -285,3 +269,18 @@ def test_coordinator_cancels_after_confirming_in_place(
     problems = [p for p in page_log.problems()
                 if "status of 409" not in p and "status of 422" not in p]
     assert not problems, problems
+
+
+def new_consultation(page: Page, server: DemoServer, host: dict[str, Any], title: str,
+                     start: str, end: str) -> None:
+    """The new-consultation form filled in (the host's hospital picks the host) and saved."""
+    page.goto(f"{server.url}/coordinator/new")
+    page.get_by_test_id("title").fill(title)
+    page.get_by_test_id("timezone").fill(ZONE)
+    page.get_by_test_id("start").fill(start)
+    page.get_by_test_id("end").fill(end)
+    hospital = page.get_by_test_id("host-hospital")
+    expect(hospital.locator("option", has_text=host["hospital"]["name"])).to_have_count(1)
+    hospital.select_option(str(host["hospital"]["id"]))
+    expect(page.get_by_test_id("host-expert")).to_have_value(str(host["id"]))
+    page.get_by_test_id("save").click()
