@@ -69,13 +69,13 @@ class MediaRouter:
     async def place(self, room_id: int, *, create: bool = True) -> str | None:
         """The node carrying the room's media; None if it has none and ``create`` is off."""
         while True:
+            # Every media request comes here: the common case costs two Redis reads.
             seen = await self.nodes.owner(room_id)
-            alive = await self.nodes.alive()
-            if seen is not None and seen in alive:
+            if seen is not None and await self.nodes.is_alive(seen):
                 return seen
             if seen is None and not create:
                 return None
-            target = self.nodes.choose(alive) or self.nodes.node_id
+            target = self.nodes.choose(await self.nodes.alive()) or self.nodes.node_id
             if not await self.nodes.claim(room_id, seen, target):
                 continue  # another node placed it first: use its choice
             if seen is not None:

@@ -94,6 +94,9 @@ class NodeRegistry:
                                       d["media"], d["pid"])
         return nodes
 
+    async def is_alive(self, node_id: str) -> bool:
+        return bool(await self._redis.exists(self._node_key(node_id)))
+
     async def owner(self, room_id: int) -> str | None:
         owner = await self._redis.hget(self._placement_key, str(room_id))
         return str(owner) if owner is not None else None
