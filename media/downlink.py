@@ -31,11 +31,12 @@ class LinkSample:
 _MIN_VIDEO_BPS_FOR_REMB = 100_000
 
 
-def classify(sample: LinkSample, config: SfuConfig) -> Optional[bool]:
+def classify(sample: LinkSample, config: SfuConfig, trust_remb: bool = True) -> Optional[bool]:
     """True: good, False: bad, None: neither (keeps the current state)."""
     loss, rtt = sample.fraction_lost, sample.rtt_s
     remb_low = (
-        sample.remb_bps is not None
+        trust_remb
+        and sample.remb_bps is not None
         and sample.video_bps >= _MIN_VIDEO_BPS_FOR_REMB
         and sample.remb_bps < config.degrade_remb_ratio * sample.video_bps
     )
@@ -59,10 +60,15 @@ class DownlinkMonitor:
         self.state: LinkState = "full"
         self._bad = 0
         self._good = 0
+        # Samples left in which a low REMB counts for nothing: after videos resume, the
+        # subscriber's estimate still reflects the thinner (or lossy) past and ramps up
+        # over seconds, while the resumed videos start with keyframes.
+        self._settling = 0
 
     def update(self, sample: LinkSample) -> bool:
         """Feed one sample; return whether the state changed."""
-        verdict = classify(sample, self._config)
+        verdict = classify(sample, self._config, trust_remb=self._settling == 0)
+        self._settling = max(0, self._settling - 1)
         self._bad = self._bad + 1 if verdict is False else 0
         self._good = self._good + 1 if verdict is True else 0
         level = LINK_STATES.index(self.state)
@@ -75,6 +81,8 @@ class DownlinkMonitor:
         return False
 
     def _step(self, level: int) -> None:
+        if level < LINK_STATES.index(self.state):
+            self._settling = self._recover_after
         self.state = LINK_STATES[level]
         # Each step needs its own run of evidence: the sample that moved us
         # down still describes the old set of streams.

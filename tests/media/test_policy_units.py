@@ -76,6 +76,24 @@ def test_downlink_steps_down_and_up_with_hysteresis():
     assert link.state == "full"
 
 
+def test_after_videos_resume_a_lagging_remb_does_not_step_down_again_but_loss_does():
+    config = SfuConfig(link_check_interval=1.0, degrade_after_s=1.0, recover_after_s=2.0)
+    link = DownlinkMonitor(config)
+    link.update(_sample(loss=0.2))
+    assert link.state == "reduced"
+    link.update(_sample())
+    link.update(_sample())
+    assert link.state == "full"  # videos resume
+    # The estimate still ramps up from the thin past: for recover_after_s it says nothing.
+    assert not link.update(_sample(remb=50_000))
+    assert not link.update(_sample(remb=50_000))
+    assert link.update(_sample(remb=50_000)) and link.state == "reduced"
+    link.update(_sample())
+    link.update(_sample())
+    assert link.state == "full"
+    assert link.update(_sample(loss=0.2)) and link.state == "reduced"  # loss counts at once
+
+
 def test_remb_tracker_sums_distinct_ssrc_sets_and_forgets_old_ones():
     now = [0.0]
     tracker = RembTracker(max_age_s=3, clock=lambda: now[0])
