@@ -50,6 +50,9 @@ async def _schema_current(settings: Settings) -> str | None:
         await engine.dispose()
 
 
+SHUTDOWN_TIMEOUT_S = 10.0
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from app.server import create_app
 
@@ -73,6 +76,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # "Per-packet path": 5-8 % less CPU than asyncio's own).
     web.run_app(create_app(settings), host=settings.host, port=settings.port,
                 loop=uvloop.new_event_loop(),
+                # After the drain (signaling/node.py) nothing long-lived is left to wait for.
+                shutdown_timeout=SHUTDOWN_TIMEOUT_S,
                 print=lambda _: print(f"Hoichan serving on http://{settings.host}:{settings.port}"))
     return 0
 

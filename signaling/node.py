@@ -71,9 +71,13 @@ class RoomNode:
         self.hub.spawn(self._sweeper.run())
 
     async def drain(self) -> None:
-        """Take no new rooms, and hand ours to other nodes while we still answer."""
+        """Take no new rooms, hand ours to other nodes while we still answer, then close
+        our sockets: their clients reconnect to another node at once, and the server's
+        shutdown need not wait for connections that would never end by themselves."""
         if self.router is not None:
             await drain_node(self.hub, self.router)
+        for sid in list(self.hub.connections):
+            await self.hub.disconnect(sid)
 
     async def stop(self) -> None:
         hub = self.hub
