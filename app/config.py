@@ -114,6 +114,9 @@ class Settings:
     node_ttl_seconds: float = 6.0
     #: SFU worker processes this node starts (multi-node only); 0: media runs in this process.
     media_workers: int = 0
+    #: Subscribe connections a room keeps in the worker receiving its publishers before
+    #: later ones spread over the machine's other workers (relayed frames cost a little).
+    room_home_subscribers: int = 8
     #: Reverse proxies whose X-Forwarded-For / -Proto name the client (nginx in front).
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = field(default_factory=tuple)
 
@@ -248,6 +251,7 @@ def load_settings() -> Settings:
         node_ttl_seconds=_env_float("NODE_TTL_SECONDS", 6.0, minimum=1.0),
         trusted_proxies=_trusted_proxies(),
         media_workers=_media_workers(redis_url),
+        room_home_subscribers=_env_int("ROOM_HOME_SUBSCRIBERS", 8, minimum=0),
         jwt_secret=load_jwt_secret(data_dir),
         access_token_minutes=_env_int("ACCESS_TOKEN_MINUTES", 15, minimum=1,
                                       maximum=MAX_MINUTES),

@@ -3,8 +3,8 @@ forwarding policy, and through Janus's VideoRoom for comparison.
 
 11 publishers (640x480 VP8 at 30 fps + Opus, encoded once up front and replayed: the load
 generators do not encode) and 10 receive-only observers; every publisher also receives
-every other publisher. The server runs in its own process; the peers run in
-``--peer-processes`` other processes. Modes:
+every other publisher. The server runs in its own process (two in the spread modes); the
+peers run in ``--peer-processes`` other processes. Modes:
 
 - ``all``: our SFU (``media.Room``) forwarding every subscribed stream (last-N above the
   room size, downlink checks off), the same load Janus gets;
@@ -16,20 +16,29 @@ every other publisher. The server runs in its own process; the peers run in
 - ``janus``: Janus's VideoRoom (Debian's ``janus``; bench/sfu_janus.py), everything
   forwarded;
 - ``relay`` (not run by default): aiortc peers joined by ``MediaRelay``, i.e. decode once
-  and re-encode per subscriber: the reference for what passthrough saves.
+  and re-encode per subscriber: the reference for what passthrough saves;
+- ``spread-all``, ``spread-policy`` (not run by default): ``all`` / ``policy`` with the room
+  over two server processes, as SFU workers spread it: the *home* process receives every
+  publisher (``media.relay_home.RelayServer``) and carries half of the subscribe
+  connections; the *mirror* process carries the other half (every second member,
+  publishers and observers alike), fed through the relay (``media.relay_edge.RoomMirror``,
+  a Unix socket in the abstract namespace). The presenter is set at home; the mirror
+  follows the home's presenter and speakers.
 
 For each mode, over ``--seconds`` of steady state: server CPU (cores, and the kernel's
-share), CPU per forwarded stream, forwarded RTP packets/s, frames delivered per second on
-every forwarded video stream (min / mean; the publishers replay at 30), added delay, the
-kernel's UDP receive errors (/proc/net/snmp), and how many streams each subscriber got.
+share; in the spread modes the sum of both processes, and each apart, with the frames the
+relay dropped for a lagging mirror), CPU per forwarded stream, forwarded RTP packets/s
+(both processes' in the spread modes), frames delivered per second on every forwarded
+video stream (min / mean; the publishers replay at 30), added delay, the kernel's UDP
+receive errors (/proc/net/snmp), and how many streams each subscriber got.
 In ``policy`` mode only streams the policy forwarded for the whole window count for the
 frame rates; streams paused or switched during it are reported apart. On two cores the
 full room saturates the machine (the 21 peers are on the same cores); ``--small`` runs a
 smaller room first whose per-stream figures are not distorted by the load generators.
 
     .venv/bin/python bench/room_scale.py [--publishers 11] [--observers 10] [--seconds 10]
-        [--modes all,policy,janus] [--small 4,2] [--peer-processes 2] [--speaker-period 5]
-        [--loop asyncio|uvloop]
+        [--modes all,policy,janus,relay,spread-all,spread-policy] [--small 4,2]
+        [--peer-processes 2] [--speaker-period 5] [--loop asyncio|uvloop]
 """
 
 from __future__ import annotations
@@ -45,7 +54,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import av
 import numpy as np
@@ -63,6 +72,8 @@ from bench.sfu_forwarding import GOP, encode_loop, forward_everything, udp_count
 from media import Room, SfuConfig, aiortc_hooks, event_loop  # noqa: E402
 from media.event_loop import LoopName  # noqa: E402
 from media.ice import configure_host_addresses, rtc_configuration  # noqa: E402
+from media.relay_edge import RoomMirror  # noqa: E402
+from media.relay_home import RelayServer  # noqa: E402
 
 FPS = 30
 VIDEO_TB = fractions.Fraction(1, 90000)
@@ -73,6 +84,15 @@ STAMP = struct.Struct("<d")  # CLOCK_MONOTONIC send time, appended to each video
 VIDEO_BITRATES = (1_300_000, 400_000)
 #: RFC 6464 levels the replayed Opus carries (-dBov): speech, and near silence.
 SPEAKING_DBOV, SILENT_DBOV = -20, -120
+#: The spread modes' room number on the relay (one room per run).
+RELAY_ROOM = 1
+#: A server process's part: the whole room, or the home or the mirror of a spread room.
+ServerRole = Literal["single", "home", "mirror"]
+
+
+def base_mode(mode: str) -> str:
+    """``spread-all`` -> ``all``: a spread mode forwards what its one-process mode does."""
+    return mode.removeprefix("spread-")
 
 
 # ------------------------------------------------------------------ processes
@@ -127,28 +147,55 @@ ServerSample = dict[str, Any]
 
 
 def server_sample(packets: int,
-                  forwarding: Optional[dict[StreamKey, tuple[bool, int]]] = None) -> ServerSample:
+                  forwarding: Optional[dict[StreamKey, tuple[bool, int]]] = None,
+                  relay_dropped: int = 0) -> ServerSample:
     """This process's CPU now, with the given counters."""
     cpu = os.times()
     return {"cpu": cpu.user + cpu.system, "kernel": cpu.system, "time": time.monotonic(),
-            "packets": packets, "forwarding": forwarding}
+            "packets": packets, "forwarding": forwarding, "relay_dropped": relay_dropped}
 
 
 class SfuSide:
-    """The server: ``media.Room`` (modes all, policy) or aiortc peers joined by ``MediaRelay``."""
+    """The server: ``media.Room`` (modes all, policy, and either half of a spread mode) or
+    aiortc peers joined by ``MediaRelay``."""
 
-    def __init__(self, mode: str, room_size: int) -> None:
+    def __init__(self, mode: str, room_size: int, role: ServerRole = "single",
+                 relay_address: str = "") -> None:
         self.room: Optional[Room] = None
-        if mode in ("all", "policy"):
-            config = forward_everything(room_size) if mode == "all" else SfuConfig()
-            self.room = Room("bench", config)
+        self.config = forward_everything(room_size) if base_mode(mode) == "all" else SfuConfig()
+        if base_mode(mode) in ("all", "policy"):
+            self.room = Room("bench", self.config)
+        self.role, self.relay_address = role, relay_address
+        self.relay_server: Optional[RelayServer] = None
+        self.mirror: Optional[RoomMirror] = None
         self.relay = MediaRelay()
         self.published: dict[str, list[MediaStreamTrack]] = {}
         self.pcs: dict[str, RTCPeerConnection] = {}
 
-    async def add(self, pid: str, publishes: bool) -> None:
+    async def start_relay(self) -> None:
+        """Home: listen for the mirror. Mirror: attach to the home (which listens by now)."""
+        assert self.room is not None
+        if self.role == "home":
+            self.relay_server = RelayServer(self.relay_address)
+            await self.relay_server.start()
+            self.relay_server.open(RELAY_ROOM, self.room)
+        elif self.role == "mirror":
+            self.mirror = RoomMirror(self.room, RELAY_ROOM, "home", self.relay_address,
+                                     self.config)
+            await self.mirror.connect()
+
+    async def add(self, pid: str, publishes: bool, receives: bool = True) -> None:
+        """Join ``pid``; a publisher with ``receives`` off only publishes here (its
+        subscribe connection is in the mirror, where it joins as an observer)."""
         if self.room is not None:
-            (self.room.add_publisher if publishes else self.room.add_observer)(pid)
+            if publishes:
+                self.room.add_publisher(pid, receives=receives)
+            else:
+                self.room.add_observer(pid)
+
+    async def sources(self) -> int:
+        """Published tracks the room has (a mirror's arrive through the relay)."""
+        return len(self.room.policy_sources()) if self.room is not None else 0
 
     async def set_presenter(self, pid: str) -> None:
         assert self.room is not None
@@ -188,10 +235,12 @@ class SfuSide:
     async def sample(self) -> ServerSample:
         if self.room is not None:
             outbound = (await self.room.stats())["outbound"]
+            dropped = self.relay_server.frames_dropped() if self.relay_server else 0
             return server_sample(
                 sum(int(o["packets"]) for o in outbound),
                 {(str(o["subscriber_id"]), str(o["kind"]), str(o["track_id"])):
-                 (bool(o["forwarding"]), int(o["pauses"])) for o in outbound})
+                 (bool(o["forwarding"]), int(o["pauses"])) for o in outbound},
+                dropped)
         packets = 0
         for key, pc in self.pcs.items():
             if key.startswith("sub-"):
@@ -201,10 +250,26 @@ class SfuSide:
         return server_sample(packets)
 
     async def close(self) -> None:
+        if self.mirror is not None:
+            self.mirror.close()
+        if self.relay_server is not None:
+            await self.relay_server.stop()
         if self.room is not None:
             await self.room.close()
         for pc in self.pcs.values():
             await pc.close()
+
+
+def spread_sample(home: ServerSample, mirror: ServerSample) -> ServerSample:
+    """The two processes of a spread room as one server; "parts" keeps each one's CPU.
+    Their subscribers are disjoint, so their streams simply add up."""
+    forwarding = None
+    if home["forwarding"] is not None and mirror["forwarding"] is not None:
+        forwarding = {**home["forwarding"], **mirror["forwarding"]}
+    return {"cpu": home["cpu"] + mirror["cpu"], "kernel": home["kernel"] + mirror["kernel"],
+            "time": home["time"], "packets": home["packets"] + mirror["packets"],
+            "forwarding": forwarding, "relay_dropped": home["relay_dropped"],
+            "parts": [home["cpu"], mirror["cpu"]]}
 
 
 class ReplayVideo(MediaStreamTrack):
@@ -441,13 +506,16 @@ async def measure(peers: list[Worker], publishers: int, observers: int, seconds:
                  for k in steady if k[1] == "video" and k in frames1]
     per_subscriber = streams_per_subscriber(forwarded_at_end)
     cores = (s1["cpu"] - s0["cpu"]) / wall
+    # Spread modes: each process's cores (home, mirror); empty for one process.
+    part_cores = [(b - a) / wall for a, b in zip(s0.get("parts", []), s1.get("parts", []))]
     return {
         "publishers": publishers, "observers": observers,
         "subscribed": len(subscribed), "forwarded": forwarded_streams,
         "switched": sum(1 for k in switched if k[1] == "video"),
         "paused": sum(1 for k in paused if k[1] == "video"),
         "per_subscriber": sorted(set(per_subscriber.values())),
-        "cores": cores,
+        "cores": cores, "part_cores": part_cores,
+        "relay_dropped": s1.get("relay_dropped", 0) - s0.get("relay_dropped", 0),
         "kernel_share": (s1["kernel"] - s0["kernel"]) / max(1e-9, s1["cpu"] - s0["cpu"]),
         "per_stream": cores / max(1.0, forwarded_streams),
         "packets_per_s": (s1["packets"] - s0["packets"]) / wall if s1["packets"] >= 0
@@ -464,37 +532,85 @@ def peer_options(mode: str, publishers: int, speaker_period: float) -> dict[str,
     """What a peer process replays for ``mode``: the first publisher presents, the others
     take turns speaking; only in policy mode do publishers follow the SFU's REMB caps."""
     return {"stamp": mode != "relay",  # re-encoding loses the stamps
-            "honour_remb": mode == "policy",
+            "honour_remb": base_mode(mode) == "policy",
             "speakers": [f"p{i}" for i in range(1, publishers)],
             "speaker_period": speaker_period}
+
+
+_relay_runs = 0
+
+
+def relay_address() -> str:
+    """A fresh abstract Unix socket name for one spread run: nothing to clean up."""
+    global _relay_runs
+    _relay_runs += 1
+    return f"\0bench-relay-{os.getpid()}-{_relay_runs}"
+
+
+async def wait_for_sources(server: Worker, count: int, timeout: float = 10.0) -> None:
+    """Until the mirror has every published track (they arrive through the relay)."""
+    deadline = time.monotonic() + timeout
+    while await server.call("sources") < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the mirror has not got the {count} published tracks")
+        await asyncio.sleep(0.1)
 
 
 async def run_room(mode: str, publishers: int, observers: int, seconds: float,
                    peer_processes: int, speaker_period: float, loop_name: LoopName,
                    ) -> dict[str, Any]:
-    sfu = Worker("sfu", loop_name, mode=mode, room_size=publishers + observers)
+    spread = mode.startswith("spread-")
+    address = relay_address() if spread else ""
+    options = {"mode": mode, "room_size": publishers + observers, "relay_address": address}
+    sfu = Worker("sfu", loop_name, role="home" if spread else "single", **options)
+    mirror = Worker("sfu", loop_name, role="mirror", **options) if spread else None
     peers = [Worker("peer", **peer_options(mode, publishers, speaker_period))
              for _ in range(peer_processes)]
     pub_ids = [f"p{i}" for i in range(publishers)]
     obs_ids = [f"o{i}" for i in range(observers)]
-    home = {pid: peers[i % len(peers)] for i, pid in enumerate(pub_ids + obs_ids)}
+    members = pub_ids + obs_ids
+    client = {pid: peers[i % len(peers)] for i, pid in enumerate(members)}
+    # The server process holding each member's subscribe connection: spread, every second
+    # member's is in the mirror, so each process carries about half the fan-out.
+    receiver = {pid: mirror if mirror is not None and i % 2 else sfu
+                for i, pid in enumerate(members)}
     try:
-        for pid in pub_ids + obs_ids:
-            await sfu.call("add", pid, pid in pub_ids)
-        if mode == "policy":
-            await sfu.call("set_presenter", pub_ids[0])
+        if mirror is not None:
+            await sfu.call("start_relay")
+            await mirror.call("start_relay")
+        for pid in members:
+            publishes, here = pid in pub_ids, receiver[pid] is sfu
+            if publishes or here:
+                await sfu.call("add", pid, publishes, here)
+            if not here:
+                await receiver[pid].call("add", pid, False)
+        if base_mode(mode) == "policy":
+            await sfu.call("set_presenter", pub_ids[0])  # the mirror follows the home's view
         for pid in pub_ids:
-            offer = await home[pid].call("publish_offer", pid)
-            await home[pid].call("publish_answer", pid, await sfu.call("publish", pid, offer))
+            offer = await client[pid].call("publish_offer", pid)
+            await client[pid].call("publish_answer", pid, await sfu.call("publish", pid, offer))
         await asyncio.sleep(1)
-        for pid in pub_ids + obs_ids:
-            offer = await sfu.call("subscribe_offer", pid)
-            await sfu.call("subscribe_answer", pid, await home[pid].call("subscribe", pid, offer))
+        if mirror is not None:
+            # A subscribe offer made before a track arrives would miss it.
+            await wait_for_sources(mirror, 2 * publishers)
+        for pid in members:
+            offer = await receiver[pid].call("subscribe_offer", pid)
+            answer = await client[pid].call("subscribe", pid, offer)
+            await receiver[pid].call("subscribe_answer", pid, answer)
         await asyncio.sleep(4)
-        return {"mode": mode, **await measure(peers, publishers, observers, seconds,
-                                              lambda: sfu.call("sample"))}
+
+        async def sample() -> ServerSample:
+            if mirror is None:
+                return await sfu.call("sample")
+            # Both at once, so that their CPU covers the same window.
+            home_sample, mirror_sample = await asyncio.gather(sfu.call("sample"),
+                                                              mirror.call("sample"))
+            return spread_sample(home_sample, mirror_sample)
+
+        return {"mode": mode, **await measure(peers, publishers, observers, seconds, sample)}
     finally:
-        for worker in [sfu, *peers]:
+        # The mirror first: a home that goes first makes the mirror warn of a lost home.
+        for worker in [w for w in (mirror, sfu) if w is not None] + peers:
             await worker.close()
 
 
@@ -502,20 +618,23 @@ def print_table(rows: list[dict[str, Any]], direct: tuple[float, float]) -> None
     print(f"\ndirect publisher->subscriber send-to-receive: p50 {direct[0] * 1000:.1f} ms, "
           f"p95 {direct[1] * 1000:.1f} ms (subtracted below)")
     print("| mode | room | subscribed / forwarded streams | videos paused / switched | "
-          "server cores (kernel) | CPU per forwarded stream | packets/s | video fps min / mean "
-          "| added delay p50 / p95 | UDP receive errors | streams per subscriber at the end "
-          "(video+audio) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "server cores (kernel) | home / mirror cores (relay drops) | CPU per forwarded stream "
+          "| packets/s | video fps min / mean | added delay p50 / p95 | UDP receive errors "
+          "| streams per subscriber at the end (video+audio) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         p50, p95 = (r["delay_p50"] - direct[0]) * 1000, (r["delay_p95"] - direct[1]) * 1000
         delay = "-" if r["mode"] == "relay" else f"{p50:.0f} / {p95:.0f} ms"
         packets = "-" if r["packets_per_s"] != r["packets_per_s"] else f"{r['packets_per_s']:,.0f}"
         per_subscriber = ", ".join(f"{v}+{a}" for v, a in r["per_subscriber"])
+        parts = r.get("part_cores") or []
+        split = "-" if not parts else (" / ".join(f"{c:.2f}" for c in parts)
+                                       + f" ({r['relay_dropped']:,})")
         print(f"| {r['mode']} | {r['publishers']} + {r['observers']} | {r['subscribed']} / "
               f"{r['forwarded']:.0f} | {r['paused']} / {r['switched']} | {r['cores']:.2f} "
-              f"({r['kernel_share']:.0%}) | {r['per_stream'] * 1000:.2f} ms/s | {packets} "
-              f"| {r['fps_min']:.1f} / {r['fps_mean']:.1f} | {delay} | {r['udp_errors']:,} "
-              f"| {per_subscriber} |")
+              f"({r['kernel_share']:.0%}) | {split} | {r['per_stream'] * 1000:.2f} ms/s "
+              f"| {packets} | {r['fps_min']:.1f} / {r['fps_mean']:.1f} | {delay} "
+              f"| {r['udp_errors']:,} | {per_subscriber} |")
     by_size: dict[tuple[int, int], dict[str, dict[str, Any]]] = {}
     for r in rows:
         by_size.setdefault((r["publishers"], r["observers"]), {})[r["mode"]] = r
@@ -528,6 +647,12 @@ def print_table(rows: list[dict[str, Any]], direct: tuple[float, float]) -> None
         if {"all", "policy"} <= set(modes):
             ratio = modes["policy"]["cores"] / modes["all"]["cores"]
             print(f"{pubs}+{obs}: server cores, policy / all = {ratio:.2f}")
+        for one in ("all", "policy"):
+            if {one, "spread-" + one} <= set(modes):
+                spread, single = modes["spread-" + one], modes[one]
+                print(f"{pubs}+{obs}: spread-{one} / {one}: server cores "
+                      f"{spread['cores'] / single['cores']:.2f}, CPU per forwarded stream "
+                      f"{spread['per_stream'] / single['per_stream']:.2f}")
     print("video fps are over streams forwarded for the whole window; publishers replay at 30. "
           "Rows whose mean is under 27 were CPU-bound on this machine.")
 
@@ -538,7 +663,8 @@ async def main() -> None:
     parser.add_argument("--observers", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--modes", default="all,policy,janus",
-                        help="all, policy (our SFU), janus, relay (aiortc MediaRelay)")
+                        help="all, policy (our SFU), janus, relay (aiortc MediaRelay), "
+                             "spread-all, spread-policy (our SFU over two processes)")
     parser.add_argument("--peer-processes", type=int, default=2)
     parser.add_argument("--small", default="4,2",
                         help="also run this publishers,observers room first ('' to skip)")

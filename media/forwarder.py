@@ -11,6 +11,7 @@ Frames are never decoded or re-encoded.
 import asyncio
 import fractions
 from collections import deque
+from collections.abc import Callable
 from typing import Optional
 
 import av
@@ -21,6 +22,9 @@ from .keyframes import KeyframeRequester, is_keyframe
 from .stats import InboundCounters, OutboundCounters, RateMeter
 
 _Item = tuple[av.Packet, bool]
+#: ``tap(data, timestamp, keyframe)``: sees every frame a source fans out (the relay to
+#: other SFU workers, media/relay_home.py).
+FrameTap = Callable[[bytes, int, bool], None]
 
 
 class _FrameQueue:
@@ -88,6 +92,7 @@ class Source:
         self._codec_name = codec.name
         self._time_base = fractions.Fraction(1, codec.clockRate)
         self._outbounds: list[OutboundTrack] = []
+        self._taps: list[FrameTap] = []
 
     @property
     def outbounds(self) -> tuple["OutboundTrack", ...]:
@@ -103,6 +108,8 @@ class Source:
         if keyframe:
             self.keyframes.keyframe_received()
         self.counters.add(len(data), keyframe)
+        for tap in self._taps:
+            tap(data, timestamp, keyframe)
         packet = av.Packet(data)
         packet.pts = timestamp
         packet.time_base = self._time_base
@@ -117,10 +124,17 @@ class Source:
     def remove(self, outbound: "OutboundTrack") -> None:
         self._outbounds = [o for o in self._outbounds if o is not outbound]
 
+    def add_tap(self, tap: FrameTap) -> None:
+        self._taps = [*self._taps, tap]
+
+    def remove_tap(self, tap: FrameTap) -> None:
+        self._taps = [t for t in self._taps if t is not tap]
+
     def end(self) -> None:
         """The publisher stopped this track: stop fan-out and keyframe requests."""
         self.ended = True
         self.keyframes.close()
+        self._taps = []
         for outbound in self._outbounds:
             outbound.detach()
 

@@ -38,6 +38,8 @@ class PolicyHost(Protocol):
 
     def forwarding_changed(self, decision: ForwardingDecision) -> None: ...
 
+    def view_changed(self, presenter: Optional[str], speakers: list[str]) -> None: ...
+
 
 def _video_track(source: Source) -> VideoTrack:
     return VideoTrack(source.publisher_id, source.track_id, source.screen_share)
@@ -53,6 +55,9 @@ class ForwardingController:
             config.speech_level, round(config.speaker_activation_s / config.policy_interval)
         )
         self.presenter: Optional[str] = None
+        #: Presenter and speakers come from another worker (:meth:`follow`), not from here.
+        self.following = False
+        self._view: tuple[Optional[str], list[str]] = (None, [])
         self._decisions: dict[str, ForwardingDecision] = {}
         self._task: Optional[asyncio.Task[None]] = None
 
@@ -77,8 +82,15 @@ class ForwardingController:
     def forget(self, participant_id: str) -> None:
         self._decisions.pop(participant_id, None)
         self.speakers.remove(participant_id)
-        if self.presenter == participant_id:
+        if self.presenter == participant_id and not self.following:
             self.presenter = None
+
+    def follow(self, presenter: Optional[str], speakers: list[str]) -> None:
+        """Rank videos by the presenter and speaker order of the room's home worker."""
+        self.following = True
+        self.presenter = presenter
+        self.speakers.follow(speakers)
+        self.apply()
 
     def apply(self) -> None:
         """Recompute every subscriber's videos and every publisher's cap, and apply them."""
@@ -87,6 +99,8 @@ class ForwardingController:
         ranked = rank_videos(list(by_track), self.presenter, self.speakers.order)
         participants = list(self._host.policy_participants())
         for participant in participants:
+            if not participant.receives:
+                continue
             link = participant.downlink.state
             selected = select_videos(ranked, participant.id, self.presenter, link, self._config)
             chosen = {by_track[v] for v in selected}
@@ -109,6 +123,10 @@ class ForwardingController:
                         if s.publisher_id == participant.id
                     }
                 )
+        view = (self.presenter, self.speakers.order)
+        if view != self._view:
+            self._view = view
+            self._host.view_changed(*view)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -129,7 +147,7 @@ class ForwardingController:
                 logger.exception("forwarding policy tick failed")
 
     async def _check_links(self) -> None:
-        participants = list(self._host.policy_participants())
+        participants = [p for p in self._host.policy_participants() if p.receives]
         samples = await asyncio.gather(
             *(p.sample_link() for p in participants), return_exceptions=True
         )

@@ -81,8 +81,14 @@ class Participant:
 
     can_publish = False
 
-    def __init__(self, participant_id: str, config: SfuConfig, events: RoomEvents) -> None:
+    def __init__(
+        self, participant_id: str, config: SfuConfig, events: RoomEvents, *, receives: bool = True
+    ) -> None:
         self.id = participant_id
+        #: Whether its subscribe connection is in this room object: a publisher whose
+        #: subscribe connection another SFU worker carries (a room spread over workers)
+        #: is here for its publish connection only.
+        self.receives = receives
         self._config = config
         self._events = events
         self._sub_pc: Optional[RTCPeerConnection] = None
@@ -250,7 +256,7 @@ class Participant:
         )
 
     def subscribe(self, source: Source) -> None:
-        if self._closed or source in self._outbounds:
+        if self._closed or not self.receives or source in self._outbounds:
             return
         queue = (
             self._config.video_queue_frames
@@ -364,8 +370,10 @@ class Publisher(Participant):
 
     can_publish = True
 
-    def __init__(self, participant_id: str, config: SfuConfig, events: RoomEvents) -> None:
-        super().__init__(participant_id, config, events)
+    def __init__(
+        self, participant_id: str, config: SfuConfig, events: RoomEvents, *, receives: bool = True
+    ) -> None:
+        super().__init__(participant_id, config, events, receives=receives)
         self._pub_pc: Optional[RTCPeerConnection] = None
         self._pub_lock = asyncio.Lock()
         self._slots: dict[str, _InboundSlot] = {}

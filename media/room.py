@@ -4,7 +4,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Optional, Union
+from typing import Optional, Protocol, Union
 
 from .config import SfuConfig
 from .errors import DuplicateParticipant, PublishNotAllowed, UnknownParticipant
@@ -25,6 +25,17 @@ ConnectionStateCallback = Callable[[str, PeerConnectionKind, str], Union[Awaitab
 LinkStateCallback = Callable[[str, LinkState], Union[Awaitable[None], None]]
 #: ``on_forwarding_changed(decision)``: the videos one subscriber receives (or its link state) changed.
 ForwardingChangedCallback = Callable[[ForwardingDecision], Union[Awaitable[None], None]]
+
+
+class RoomListener(Protocol):
+    """Follows a room's published tracks and view from outside: the relay that feeds the
+    room's mirrors in other SFU workers (media/relay_home.py)."""
+
+    def source_published(self, source: Source) -> None: ...
+
+    def source_ended(self, source: Source) -> None: ...
+
+    def view_changed(self, presenter: Optional[str], speakers: list[str]) -> None: ...
 
 
 class Room:
@@ -54,13 +65,18 @@ class Room:
         self._participants: dict[str, Participant] = {}
         self._sources: list[Source] = []
         self._tasks: set[asyncio.Future[None]] = set()
+        self._listeners: list[RoomListener] = []
         self._policy = ForwardingController(self.config, self)
 
     # -- membership -----------------------------------------------------------
 
-    def add_publisher(self, participant_id: str) -> Publisher:
-        """Join a participant who may publish (the caller has checked the permission)."""
-        return self._add(Publisher(participant_id, self.config, self))
+    def add_publisher(self, participant_id: str, *, receives: bool = True) -> Publisher:
+        """Join a participant who may publish (the caller has checked the permission).
+
+        ``receives`` off: its subscribe connection is in another worker's room, fed by a
+        mirror of this one; here it only publishes.
+        """
+        return self._add(Publisher(participant_id, self.config, self, receives=receives))
 
     def add_observer(self, participant_id: str) -> Participant:
         """Join a receive-only participant: it never gets a publish connection."""
@@ -107,6 +123,23 @@ class Room:
             self.participant(participant_id)  # UnknownParticipant
         self._policy.presenter = participant_id
         self._policy.apply()
+
+    def follow(self, presenter: Optional[str], speakers: list[str]) -> None:
+        """A mirror of another worker's room: take that room's presenter and speaker order
+        (its publishers, whose audio levels are measured there, are not in this room)."""
+        self._policy.follow(presenter, speakers)
+
+    def attach(self, listener: RoomListener) -> None:
+        """Tell ``listener`` of every published track and view change from now on, starting
+        with the current ones."""
+        self._listeners.append(listener)
+        for source in self._sources:
+            listener.source_published(source)
+        listener.view_changed(self._policy.presenter, self._policy.speakers.order)
+
+    def detach(self, listener: RoomListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     def active_speakers(self) -> list[str]:
         """Publishers with audio, most recent speaker first."""
@@ -177,6 +210,8 @@ class Room:
         for p in self._participants.values():
             if p.id != source.publisher_id:
                 p.subscribe(source)
+        for listener in list(self._listeners):
+            listener.source_published(source)
         self._policy.apply()
 
     def source_ended(self, source: Source) -> None:
@@ -184,6 +219,8 @@ class Room:
             self._sources.remove(source)
         for p in self._participants.values():
             p.unsubscribe(source)
+        for listener in list(self._listeners):
+            listener.source_ended(source)
         self._policy.apply()
 
     def speaker_meter(self, publisher_id: str) -> Callable[[int], None]:
@@ -205,6 +242,10 @@ class Room:
         if self._on_forwarding_changed is not None:
             self._call(self._on_forwarding_changed, decision)
 
+    def view_changed(self, presenter: Optional[str], speakers: list[str]) -> None:
+        for listener in list(self._listeners):
+            listener.view_changed(presenter, speakers)
+
     def negotiation_needed(self, participant_id: str) -> None:
         if self._on_negotiation_needed is not None:
             self._call(self._on_negotiation_needed, participant_id)
@@ -220,7 +261,9 @@ class Room:
             raise DuplicateParticipant(f"{participant.id} is already in room {self.room_id}")
         self._participants[participant.id] = participant
         for source in self._sources:
-            participant.subscribe(source)
+            # A mirror room has the tracks of publishers who join it later to subscribe.
+            if source.publisher_id != participant.id:
+                participant.subscribe(source)
         self._policy.apply()
         self._policy.start()
         return participant

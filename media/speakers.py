@@ -54,6 +54,10 @@ class ActiveSpeakers:
             self._order.append(publisher_id)
         return meter.add
 
+    def follow(self, order: list[str]) -> None:
+        """Take the order another worker's meters decided (a room spread over workers)."""
+        self._order = list(order)
+
     def remove(self, publisher_id: str) -> None:
         if self._meters.pop(publisher_id, None) is not None:
             del self._streak[publisher_id]

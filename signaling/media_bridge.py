@@ -7,6 +7,7 @@ as subscribe-only participants; the SFU refuses a publish from the latter on its
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from app.db.models import RoomRole
@@ -24,6 +25,8 @@ from media import (
     UnknownPeerConnection,
     VideoTrack,
 )
+from media.relay_edge import RoomMirror
+from media.relay_home import RelayServer
 
 from . import errors
 from .errors import SignalingError
@@ -65,12 +68,23 @@ def as_signaling_error(exc: MediaError) -> SignalingError:
 class MediaBridge:
     """This node's SFU rooms. Every method names the member by participant id and reads it
     from room state, so a request forwarded from another node (multi-node) is served the
-    same way as a local one."""
+    same way as a local one.
 
-    def __init__(self, hub: Hub, config: SfuConfig | None = None) -> None:
+    A room spread over SFU workers (media_router.py) is a *home* room in the worker that
+    receives its publishers and a *mirror* room in each other worker carrying some of its
+    subscribers, fed from the home over ``relay`` (media/relay_home.py); ``relay_address``
+    names a worker's relay socket.
+    """
+
+    def __init__(self, hub: Hub, config: SfuConfig | None = None, *,
+                 relay: RelayServer | None = None,
+                 relay_address: Callable[[str], str] | None = None) -> None:
         self._hub = hub
-        self._config = config
+        self._config = config or SfuConfig()
+        self._relay = relay
+        self._relay_address = relay_address
         self._rooms: dict[int, Room] = {}
+        self._mirrors: dict[int, RoomMirror] = {}
         # Participants whose client asked for its first subscribe offer: before that the
         # SFU's "negotiation needed" is folded into that first offer.
         self._subscribing: set[tuple[int, str]] = set()
@@ -84,7 +98,12 @@ class MediaBridge:
         return self._rooms.get(room_id)
 
     def room_ids(self) -> list[int]:
-        return list(self._rooms)
+        """The rooms whose media this node carries: their publishers are received here."""
+        return [r for r in self._rooms if r not in self._mirrors]
+
+    def mirrored_room_ids(self) -> list[int]:
+        """Rooms received in another worker, of which this one carries some subscribers."""
+        return list(self._mirrors)
 
     def load(self) -> int:
         """SFU participants on this node: what room placement balances."""
@@ -111,24 +130,55 @@ class MediaBridge:
                                  "in this room")
         return member
 
-    async def add(self, room_id: int, participant_id: str) -> None:
+    async def add(self, room_id: int, participant_id: str, receives: bool = True) -> None:
+        """The member's media joins here: its publish connection if it publishes, and its
+        subscribe connection unless another worker carries that (``receives`` off)."""
         member = await self._member(room_id, participant_id)
+        if not (member.publishes or receives):
+            return
+        # The room's publishers may come here from another worker (its home moved): the
+        # old home's tracks end, and this worker's own mirrors are fed from now on.
+        mirror = self._mirrors.pop(room_id, None)
+        if mirror is not None:
+            mirror.close()
+        opened = mirror is not None or room_id not in self._rooms
         room = self._room(room_id)
+        if opened and self._relay is not None:
+            self._relay.open(room_id, room)
         if participant_id in room.participant_ids:
             return
         if member.publishes:
-            room.add_publisher(participant_id)
+            room.add_publisher(participant_id, receives=receives)
         else:
             room.add_observer(participant_id)
         await self.sync_presenter(room_id)
 
-    async def adopt(self, room_id: int, reason: str, gone_node: str) -> None:
-        """The room's media comes to this node from ``gone_node`` (dead or draining): every
-        admitted member joins this SFU and is told to build new connections; those whose
-        socket was on ``gone_node`` are told when they resume on another."""
-        for member in await self._hub.state.members(room_id):
-            if member.admitted:
-                await self.reset(room_id, member.participant_id, reason, gone_node=gone_node)
+    async def add_subscriber(self, room_id: int, participant_id: str, home: str) -> None:
+        """The member's subscribe connection joins here, in a mirror of the room whose
+        publishers worker ``home`` receives."""
+        await self._member(room_id, participant_id)
+        mirror = self._mirrors.get(room_id)
+        if mirror is None or mirror.home != home or mirror.closed:
+            if mirror is not None:
+                mirror.close()
+            elif room_id in self._rooms:
+                # This worker was the room's home, and is no longer.
+                await self.close_room(room_id)
+            if self._relay_address is None:
+                raise SignalingError(errors.MEDIA_ERROR, "this node has no relay to mirror "
+                                     "rooms with")
+            room = self._room(room_id)
+            mirror = RoomMirror(room, room_id, home, self._relay_address(home), self._config)
+            self._mirrors[room_id] = mirror
+            try:
+                await mirror.connect()
+            except MediaError as exc:
+                if not room.participant_ids:
+                    await self.close_room(room_id)
+                raise as_signaling_error(exc) from None
+        room = self._rooms[room_id]
+        if participant_id not in room.participant_ids:
+            room.add_observer(participant_id)
 
     async def sync_presenter(self, room_id: int) -> None:
         """Tell the SFU whose camera everyone sees large: the admitted presenter, if any."""
@@ -151,14 +201,13 @@ class MediaBridge:
             return
         await room.remove_participant(participant_id)
         if not room.participant_ids:
-            del self._rooms[room_id]
-            await room.close()
+            await self.close_room(room_id)
 
-    async def reset(self, room_id: int, participant_id: str, reason: str, *,
-                    gone_node: str = "") -> None:
+    async def reset(self, room_id: int, participant_id: str, reason: str,
+                    gone_node: str = "", receives: bool = True) -> None:
         """New SFU participant under the same id; the client must build new connections."""
         await self.remove(room_id, participant_id)
-        await self.add(room_id, participant_id)
+        await self.add(room_id, participant_id, receives)
         member = await self._member(room_id, participant_id)
         if member.sid is None or (gone_node and member.node == gone_node):
             self._missed_resets[(room_id, participant_id)] = reason
@@ -183,6 +232,11 @@ class MediaBridge:
         self._subscribing = {k for k in self._subscribing if k[0] != room_id}
         self._pending = {k for k in self._pending if k[0] != room_id}
         self._missed_resets = {k: v for k, v in self._missed_resets.items() if k[0] != room_id}
+        mirror = self._mirrors.pop(room_id, None)
+        if mirror is not None:
+            mirror.close()
+        elif self._relay is not None:
+            self._relay.close(room_id)
         if room is not None:
             await room.close()
 
@@ -191,8 +245,21 @@ class MediaBridge:
             await self.close_room(room_id)
 
     async def stats(self, room_id: int) -> dict[str, Any] | None:
+        """The room's SFU stats, with the streams its mirrors in other workers forward."""
         room = self._rooms.get(room_id)
-        return await room.stats() if room is not None else None
+        if room is None or room_id in self._mirrors:
+            return None
+        stats = await room.stats()
+        if self._relay is not None:
+            stats["outbound"] = [*stats["outbound"], *self._relay.mirror_stats(room_id)]
+        return stats
+
+    async def report_mirrors(self) -> None:
+        """Send each mirror's outbound streams to its room's home, which reports the room."""
+        for room_id, mirror in list(self._mirrors.items()):
+            room = self._rooms.get(room_id)
+            if room is not None and not mirror.closed:
+                mirror.report((await room.stats())["outbound"])
 
     def tracks(self, room_id: int, participant_id: str) -> list[dict[str, Any]]:
         room = self._rooms[room_id]
@@ -274,11 +341,11 @@ class MediaBridge:
             raise as_signaling_error(exc) from None
         return {"ok": True}
 
-    async def restart(self, room_id: int, participant_id: str) -> dict[str, Any]:
+    async def restart(self, room_id: int, participant_id: str,
+                      receives: bool = True) -> dict[str, Any]:
         """The client lost its peer connections (reload, ICE failure): start media over."""
-        self._member_room(room_id, participant_id)
         await self.remove(room_id, participant_id)
-        await self.add(room_id, participant_id)
+        await self.add(room_id, participant_id, receives)
         member = await self._member(room_id, participant_id)
         return {"ok": True, "can_publish": member.publishes}
 

@@ -13,11 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from media import configure_host_addresses
+from media.relay_home import RelayServer
 
 from .hub import Hub
 from .media_bridge import MediaBridge
 from .media_router import MediaRouter
-from .nodes import NodeRegistry
+from .nodes import NodeRegistry, relay_address
 from .redis_state import RedisRoomState
 from .room_state import InProcessRoomState, RoomLimits, RoomState
 from .stats import StatsCollector
@@ -48,7 +49,15 @@ class RoomNode:
             # error; past it Engine.IO drops the connection without reading it.
             max_http_buffer_size=settings.signaling_max_event_bytes * 4)
         self.hub = hub = Hub(sio=sio, settings=settings, state=state, sessions=sessions)
-        hub.bridge = MediaBridge(hub)
+        # An SFU worker shares its rooms with the machine's other workers (media_router.py).
+        self.relay: RelayServer | None = None
+        if self.redis is not None and carries_media and not serves_clients:
+            self.relay = RelayServer(relay_address(settings.redis_prefix, settings.node_id))
+            hub.bridge = MediaBridge(
+                hub, relay=self.relay,
+                relay_address=lambda node: relay_address(settings.redis_prefix, node))
+        else:
+            hub.bridge = MediaBridge(hub)
         self.router: MediaRouter | None = None
         if self.redis is not None:
             nodes = NodeRegistry(self.redis, settings.redis_prefix, settings.node_id,
@@ -62,6 +71,8 @@ class RoomNode:
     async def start(self) -> None:
         if self.settings.ice_host_addresses:
             configure_host_addresses(list(self.settings.ice_host_addresses))
+        if self.relay is not None:
+            await self.relay.start()
         if self.router is not None:
             await self.router.start()
             await self._sweeper.beat()
@@ -88,6 +99,8 @@ class RoomNode:
                 await task
         assert hub.bridge is not None
         await hub.bridge.close()
+        if self.relay is not None:
+            await self.relay.stop()
         if self.settings.ice_host_addresses:
             configure_host_addresses(None)
         if self.router is not None:

@@ -33,6 +33,23 @@ return 0
 """
 
 
+def worker_id(node_id: str, index: int) -> str:
+    """The name of an app node's SFU worker (workers.py)."""
+    return f"{node_id}/w{index}"
+
+
+def worker_group(node_id: str) -> str | None:
+    """The app node whose worker ``node_id`` is (its machine), None for an app node."""
+    base, sep, index = node_id.rpartition("/w")
+    return base if sep and index.isdigit() else None
+
+
+def relay_address(prefix: str, node_id: str) -> str:
+    """The Unix socket (Linux abstract namespace) where a worker feeds the mirrors of the
+    rooms it receives: the relay is between the workers of one machine."""
+    return f"\0{prefix}:relay:{node_id}"
+
+
 @dataclass(frozen=True)
 class NodeInfo:
     node_id: str
@@ -106,8 +123,12 @@ class NodeRegistry:
         return {int(k): str(v) for k, v in raw.items()}
 
     async def claim(self, room_id: int, seen: str | None, node_id: str) -> bool:
-        return bool(await self._claim(keys=[self._placement_key],
-                                      args=[str(room_id), seen or "", node_id]))
+        return await self.compare_and_set(self._placement_key, str(room_id), seen, node_id)
+
+    async def compare_and_set(self, key: str, field: str, seen: str | None,
+                              value: str) -> bool:
+        """Set the hash field to ``value`` only if it is still ``seen`` (None: unset)."""
+        return bool(await self._claim(keys=[key], args=[field, seen or "", value]))
 
     async def release(self, room_id: int, node_id: str) -> None:
         """Forget the room's placement if it is still on ``node_id`` (the room ended)."""

@@ -97,6 +97,7 @@ class StatsCollector:
         bridge = self._hub.bridge
         if bridge is None:
             return
+        await bridge.report_mirrors()
         live = set(bridge.room_ids())
         for room_id in list(self.latest):
             if room_id not in live:

@@ -4,8 +4,10 @@
   the others find them gone).
 - Multi-node: the node's heartbeat (its load, whether it drains); members whose socket was
   on a node that died are marked reconnecting; rooms whose media node died are placed on a
-  live node, whose SFU adopts them; a room this node still carries but that was moved away
-  (it was unreachable for a while) is closed here.
+  live node, whose SFU adopts them, and members whose subscribe connection was on a worker
+  that died rebuild their media; a room this node still carries but that was moved away
+  (it was unreachable for a while) is closed here, as are subscribe connections placed
+  elsewhere since.
 """
 
 from __future__ import annotations
@@ -48,12 +50,12 @@ class Sweeper:
                                                   member.sid, now)
                     if lost is not None:
                         await presence.away(hub, room_id, lost)
-        assert hub.bridge is not None
         for room_id, node in (await router.nodes.placements()).items():
             if node == me:
                 log.warning("room %s was placed on this node before it restarted: adopting "
                             "it again", room_id)
-                await hub.bridge.adopt(room_id, "node_restarted", me)
+                await router.adopt(room_id, "node_restarted", me)
+        await router.release_subscribers(me, "node_restarted")
 
     async def sweep_once(self) -> None:
         hub = self._hub
@@ -76,13 +78,14 @@ class Sweeper:
                 elif member.disconnected_at is not None and \
                         now - member.disconnected_at >= grace:
                     await presence.remove(hub, room_id, member.participant_id, "timeout")
-            if self._router is not None:
+            if self._router is not None and alive is not None:
                 await self._router.place(room_id, create=False)
+                await self._router.recover_subscribers(room_id, alive)
         if self._router is not None:
             me = self._router.nodes.node_id
             for room_id, node in placements.items():
                 if room_id not in rooms:
-                    await self._router.nodes.release(room_id, node)
+                    await self._router.forget_room(room_id, node)
             await self._drop_stale_sockets()
             assert hub.bridge is not None
             for room_id in hub.bridge.room_ids():
@@ -92,6 +95,22 @@ class Sweeper:
                 if owner is not None and owner != me:
                     log.warning("room %s now lives on %s: closing it here", room_id, owner)
                     await hub.bridge.close_room(room_id)
+            for room_id in hub.bridge.mirrored_room_ids():
+                await self._drop_stale_subscribers(room_id)
+
+    async def _drop_stale_subscribers(self, room_id: int) -> None:
+        """Subscribe connections of a mirrored room that were placed elsewhere since (this
+        node was taken for dead while it stalled): closed here."""
+        assert self._router is not None and self._hub.bridge is not None
+        room = self._hub.bridge.room(room_id)
+        if room is None:
+            return
+        placed = await self._router.subscribers.all(room_id)
+        for participant_id in room.participant_ids:
+            if placed.get(participant_id) != self._router.nodes.node_id:
+                log.warning("room %s: %s now subscribes elsewhere: closing its connection "
+                            "here", room_id, participant_id)
+                await self._hub.bridge.remove(room_id, participant_id)
 
     async def _drop_stale_sockets(self) -> None:
         """Sockets of members the room no longer ties to them (this node was taken for dead
@@ -134,3 +153,6 @@ async def drain_node(hub: Hub, router: MediaRouter) -> None:
             continue
         log.info("draining: room %s %s to %s", room_id, "moved" if moved else "not moved",
                  target)
+    # Rooms received elsewhere whose subscribers this node carries: they go to the
+    # room's other workers.
+    await router.release_subscribers(router.nodes.node_id, "node_draining")

@@ -4,6 +4,8 @@ app node's own loop (REST, DICOMweb, signaling) never waits behind packet forwar
 
 A worker holds no client socket: members reach it through the room's node placement like
 any media node (media_router.py), and it talks to them through the Socket.IO Redis manager.
+A worker also listens on its relay socket, so that a big room received here can spread its
+subscribers over the node's other workers (media/relay_home.py).
 One that dies is started again under the same name; meanwhile its rooms move to another
 media node and their members rebuild their media there (``media:reset``).
 """
@@ -23,16 +25,13 @@ from app.config import Settings
 from app.db.engine import create_engine, session_factory
 
 from .node import RoomNode
+from .nodes import worker_id
 
 log = logging.getLogger(__name__)
 
 RESTART_DELAY_S = 1.0
 STOP_TIMEOUT_S = 30.0
 _PR_SET_PDEATHSIG = 1
-
-
-def worker_id(node_id: str, index: int) -> str:
-    return f"{node_id}/w{index}"
 
 
 def _die_with_parent() -> None:

@@ -1,19 +1,28 @@
 """Two app nodes behind the shipped nginx, sharing PostgreSQL and Redis: two doctors in
 headless Chromium see each other; the node carrying their sockets and the room's media is
 killed; without a click, both pages reconnect through nginx to the other node and decode
-each other's video again."""
+each other's video again.
+
+And one node whose room is spread over its two SFU workers: Chromium's video crosses the
+relay between them both ways; the worker carrying one doctor's subscribe connection is
+killed, and that doctor's page alone rebuilds its media and decodes again."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+import json
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from redis import Redis
 
+from signaling.subscriber_nodes import HOME
 from tests.app_process import AppProcess
 from tests.conftest import fresh_database
 from tests.deploy.nginx import Nginx, start_nginx
@@ -40,16 +49,44 @@ FRAMES_SINCE = """since => (async () => {
 
 
 class Deployment:
-    def __init__(self, root: Path, database_url: str) -> None:
+    def __init__(self, root: Path, database_url: str, names: tuple[str, ...] = ("a", "b"),
+                 **env: str) -> None:
         self.prefix = f"test-{secrets.token_hex(4)}"
+        env = {"HOICHAN_MEDIA_WORKERS": "0", **env}
         self.nodes = {name: AppProcess(
-            root / name, HOICHAN_DATABASE_URL=database_url, HOICHAN_REDIS_URL=REDIS_URL, HOICHAN_MEDIA_WORKERS="0",
+            root / name, HOICHAN_DATABASE_URL=database_url, HOICHAN_REDIS_URL=REDIS_URL,
             HOICHAN_REDIS_PREFIX=self.prefix, HOICHAN_NODE_ID=name,
             HOICHAN_NODE_TTL_SECONDS="2", HOICHAN_ICE_HOST_ADDRESSES="127.0.0.1",
             HOICHAN_JWT_SECRET="nodes-e2e-secret-" + "y" * 32,
             HOICHAN_TRUSTED_PROXIES="127.0.0.1",
-            HOICHAN_DEMO_PASSWORD=DEMO_PASSWORD) for name in ("a", "b")}
+            HOICHAN_DEMO_PASSWORD=DEMO_PASSWORD, **env) for name in names}
         self.nginx: Nginx | None = None
+
+    def start(self) -> None:
+        first = next(iter(self.nodes.values()))
+        first.run("seed-demo")
+        for node in self.nodes.values():
+            node.start()
+
+    def stop(self) -> None:
+        if self.nginx is not None:
+            self.nginx.stop()
+        for node in self.nodes.values():
+            node.kill()
+        self.forget()
+
+    def subscribe_nodes(self) -> list[str]:
+        """Where each member's subscribe connection is (a room spread over workers)."""
+        home = self.media_node()
+        with Redis.from_url(REDIS_URL, decode_responses=True) as redis:
+            keys = list(redis.scan_iter(f"{self.prefix}:room-subscribers:*"))
+            return [home if v == HOME else str(v) for key in keys for v in redis.hvals(key)]
+
+    def worker_pid(self, node_id: str) -> int:
+        with Redis.from_url(REDIS_URL, decode_responses=True) as redis:
+            raw = redis.get(f"{self.prefix}:node:{node_id}")
+        assert raw is not None, f"{node_id} sends no heartbeat"
+        return int(json.loads(raw)["pid"])
 
     # Playwright's sync API keeps an event loop running in this thread: plain Redis here.
     def media_node(self) -> str | None:
@@ -68,17 +105,24 @@ class Deployment:
 def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
     d = Deployment(tmp_path, fresh_database(request, tmp_path, "postgresql"))
     try:
-        d.nodes["a"].run("seed-demo")
-        for node in d.nodes.values():
-            node.start()
+        d.start()
         d.nginx = start_nginx(tmp_path / "nginx", *(n.port for n in d.nodes.values()))
         yield d
     finally:
-        if d.nginx is not None:
-            d.nginx.stop()
-        for node in d.nodes.values():
-            node.kill()
-        d.forget()
+        d.stop()
+
+
+@pytest.fixture
+def workers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
+    """One node, two SFU workers; a room's second subscribe connection goes to the worker
+    not receiving its publishers."""
+    d = Deployment(tmp_path, fresh_database(request, tmp_path, "postgresql"), ("a",),
+                   HOICHAN_MEDIA_WORKERS="2", HOICHAN_ROOM_HOME_SUBSCRIBERS="1")
+    try:
+        d.start()
+        yield d
+    finally:
+        d.stop()
 
 
 @pytest.fixture
@@ -140,3 +184,36 @@ def test_a_killed_node_s_room_comes_back_on_the_other_by_itself(deployment, brow
     # The issue's bound (seen here: under 2 s, with a 2 s node TTL).
     assert time.monotonic() - killed_at < 10
     expect(host.get_by_test_id("members").locator("li")).to_have_count(2)
+
+
+def test_a_room_spread_over_two_workers_carries_chromium_video_and_loses_one(workers, browser):
+    url = workers.nodes["a"].url
+    host = browser.new_page(viewport={"width": 1280, "height": 720})
+    doctor = browser.new_page(viewport={"width": 1280, "height": 720})
+    enter(host, url, HOST)
+    expect(host.get_by_test_id("members")).to_contain_text("(you)")
+    enter(doctor, url, DOCTOR)
+    admit = host.locator("[data-testid=lobby-list] [data-testid=admit]:not([disabled])")
+    expect(admit.first).to_be_visible(timeout=20_000)
+    admit.first.click()
+    for page in (host, doctor):
+        wait_frames(page, 0, 10, 40)
+    # The host subscribes where the publishers are received; the doctor, who joined
+    # second, on the other worker: the host's video reached it through the relay.
+    home = workers.media_node()
+    assert home in ("a/w0", "a/w1")
+    edge = "a/w1" if home == "a/w0" else "a/w0"
+    assert sorted(workers.subscribe_nodes()) == sorted([home, edge])
+
+    before = {p: int(p.evaluate("() => window.__pcs.length")) for p in (host, doctor)}
+    host_frames = frames_since(host, 0)
+    killed_at = time.monotonic()
+    os.kill(workers.worker_pid(edge), signal.SIGKILL)
+    # The doctor's page builds new connections (media:reset) and decodes the host again.
+    wait_frames(doctor, before[doctor], 10, 20)
+    assert time.monotonic() - killed_at < 10
+    # The host kept its connections and goes on decoding the doctor's new publication.
+    wait_frames(host, 0, host_frames + 10, 20)
+    assert int(host.evaluate("() => window.__pcs.length")) == before[host]
+    assert workers.media_node() == home
+

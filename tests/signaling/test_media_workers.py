@@ -1,6 +1,8 @@
 """An app node whose SFU runs in worker processes (HOICHAN_MEDIA_WORKERS), on the real
 PostgreSQL and Redis: rooms' media lives in the workers, and a worker killed mid-session is
-started again while its room moves to the other worker, the members back within 10 s."""
+started again while its room moves to the other worker, the members back within 10 s. A
+room spread over both workers (its publishers in one, subscribers in both) loses either
+worker and its members are back within 10 s as well."""
 
 from __future__ import annotations
 
@@ -15,10 +17,12 @@ from typing import Any
 
 import pytest
 
+from signaling.subscriber_nodes import HOME
 from tests.app_process import AppProcess
 from tests.conftest import JWT_SECRET, World
 
-from .conftest import Room
+from .conftest import Peer, Room
+from .media_clients import MediaClient
 from .test_metrics import samples
 from .test_multinode import (
     MEDIA_S,
@@ -36,14 +40,15 @@ pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=Tr
 class Machine(Nodes):
     """One app node, ``a``, with two SFU workers ``a/w0`` and ``a/w1``."""
 
-    def __init__(self, tmp_path: Path, database_url: str) -> None:
+    def __init__(self, tmp_path: Path, database_url: str, **env: str) -> None:
         super().__init__(tmp_path, database_url)
         self.nodes = {"a": AppProcess(
             tmp_path / "a", HOICHAN_DATABASE_URL=database_url, HOICHAN_JWT_SECRET=JWT_SECRET,
             HOICHAN_REDIS_URL=REDIS_URL, HOICHAN_MEDIA_WORKERS="2",
             HOICHAN_REDIS_PREFIX=self.prefix, HOICHAN_NODE_ID="a",
             HOICHAN_NODE_TTL_SECONDS="2", HOICHAN_ICE_HOST_ADDRESSES="127.0.0.1",
-            HOICHAN_RECONNECT_GRACE_SECONDS="20", HOICHAN_ROOM_STATS_INTERVAL_SECONDS="1")}
+            HOICHAN_RECONNECT_GRACE_SECONDS="20", HOICHAN_ROOM_STATS_INTERVAL_SECONDS="1",
+            **env)}
 
     async def heartbeats(self) -> dict[str, dict[str, Any]]:
         beats = {}
@@ -56,8 +61,9 @@ class Machine(Nodes):
 
 
 @pytest.fixture
-def machine(tmp_path: Path, database_url: str, world: World) -> Iterator[Machine]:
-    m = Machine(tmp_path, database_url)
+def machine(tmp_path: Path, database_url: str, world: World,
+            request: pytest.FixtureRequest) -> Iterator[Machine]:
+    m = Machine(tmp_path, database_url, **getattr(request, "param", {}))
     try:
         m["a"].start()
         yield m
@@ -129,3 +135,111 @@ async def test_media_runs_in_workers_and_a_killed_one_comes_back(machine: Machin
     await beats_until(machine, lambda b: worker in b and b[worker]["pid"] != killed_pid,
                       "the killed worker is started again")
     assert machine["a"].proc is not None and machine["a"].proc.poll() is None
+
+
+async def subscribe_workers(machine: Machine, room_id: int) -> dict[str, str]:
+    """Participant id → the worker carrying its subscribe connection."""
+    home = await machine.owner(room_id)
+    async with machine.redis() as redis:
+        placed = await redis.hgetall(f"{machine.prefix}:room-subscribers:{room_id}")
+    return {str(k): home if v == HOME else str(v) for k, v in placed.items()}
+
+
+def subscriber(room: Room, peer: Peer) -> MediaClient:
+    client = MediaClient(peer)
+    room.media_clients.append(client)  # type: ignore[attr-defined]
+    return client
+
+
+# One subscribe connection stays with the publishers; the others spread.
+@pytest.mark.parametrize("machine", [{"HOICHAN_ROOM_HOME_SUBSCRIBERS": "1"}], indirect=True)
+async def test_one_room_spreads_over_the_workers_and_survives_losing_either(
+        machine: Machine, room: Room) -> None:
+    await beats_until(machine, lambda b: {"a/w0", "a/w1"} <= set(b), "two workers")
+    host = await room.joined("BM")
+    doctor = await room.admitted(host, "NDI")
+    observer = await room.admitted(host, "GTI", role="observer")
+    host_media, doctor_media = await on_air(room, host), await on_air(room, doctor)
+    watching = subscriber(room, observer)
+    await watching.subscribe()
+    home = await machine.owner(room.consultation_id)
+    assert home in {"a/w0", "a/w1"}
+    edge = "a/w1" if home == "a/w0" else "a/w0"
+    placed = await subscribe_workers(machine, room.consultation_id)
+    # Both publishers publish to the home worker; the subscribe connections are on both.
+    assert set(placed) == {host.participant_id, doctor.participant_id,
+                           observer.participant_id}
+    assert set(placed.values()) == {home, edge}
+    for client, publisher in ((host_media, doctor), (doctor_media, host),
+                              (watching, host), (watching, doctor)):
+        await receiving(client, publisher)
+    # The node's /metrics counts the room once and every forwarded stream, wherever it is.
+    await asyncio.sleep(2.5)  # a stats round on each worker, then the home's
+    metrics = samples(await asyncio.to_thread(http_get, machine["a"].url + "/metrics"))
+    assert metrics[("hoichan_rooms", ())] == 1
+    assert metrics[("hoichan_forwarded_streams", ())] == 8  # 2 to each publisher, 4 to GTI
+
+    # The worker carrying only subscribe connections dies: exactly their members rebuild.
+    beats = await machine.heartbeats()
+    on_edge = {pid for pid, node in placed.items() if node == edge}
+    peers = {p.participant_id: p for p in (host, doctor, observer)}
+    os.kill(beats[edge]["pid"], signal.SIGKILL)
+    killed = time.monotonic()
+    for pid in on_edge:
+        reset = await peers[pid].wait("media:reset", timeout=RECOVERY_S)
+        assert reset["reason"] in {"media_moved", "node_restarted"}
+    clients = {host.participant_id: host_media, doctor.participant_id: doctor_media,
+               observer.participant_id: watching}
+    for pid in on_edge:
+        clients[pid] = await (on_air(room, peers[pid]) if pid != observer.participant_id
+                              else _watch(room, observer))
+    for pid, client in clients.items():
+        for publisher in (host, doctor):
+            if publisher.participant_id != pid:
+                await receiving(client, publisher, frames=5, timeout=RECOVERY_S)
+    assert time.monotonic() - killed < 2 * RECOVERY_S
+    for pid in set(peers) - on_edge:
+        assert peers[pid].seen("media:reset") == [], f"{pid} kept its media"
+    assert await machine.owner(room.consultation_id) == home
+
+    # The home worker dies: the room moves (or comes back with the restarted worker), and
+    # every member rebuilds.
+    beats = await beats_until(machine, lambda b: edge in b, "the killed worker is back")
+    os.kill(beats[home]["pid"], signal.SIGKILL)
+    for peer in peers.values():
+        await peer.wait("media:reset", where=lambda r: True, timeout=RECOVERY_S)
+    host_media, doctor_media = await on_air(room, host), await on_air(room, doctor)
+    watching = await _watch(room, observer)
+    for client, publisher in ((host_media, doctor), (doctor_media, host),
+                              (watching, host), (watching, doctor)):
+        await receiving(client, publisher, frames=5, timeout=MEDIA_S)
+
+
+async def _watch(room: Room, observer: Peer) -> MediaClient:
+    client = subscriber(room, observer)
+    await client.subscribe()
+    return client
+
+
+@pytest.mark.parametrize("machine", [{"HOICHAN_ROOM_HOME_SUBSCRIBERS": "1"}], indirect=True)
+async def test_a_draining_worker_hands_its_subscribers_to_the_rooms_other_worker(
+        machine: Machine, room: Room) -> None:
+    await beats_until(machine, lambda b: {"a/w0", "a/w1"} <= set(b), "two workers")
+    host = await room.joined("BM")
+    observer = await room.admitted(host, "GTI", role="observer")
+    await on_air(room, host)
+    watching = await _watch(room, observer)
+    await receiving(watching, host)
+    home = await machine.owner(room.consultation_id)
+    placed = await subscribe_workers(machine, room.consultation_id)
+    edge = placed[observer.participant_id]
+    assert edge != home and placed[host.participant_id] == home
+    beats = await machine.heartbeats()
+    os.kill(beats[edge]["pid"], signal.SIGTERM)  # what systemctl stop sends, one worker
+    reset = await observer.wait("media:reset", timeout=RECOVERY_S)
+    assert reset == {"reason": "node_draining", "can_publish": False}
+    assert (await subscribe_workers(machine, room.consultation_id))[
+        observer.participant_id] == home
+    watching = await _watch(room, observer)
+    await receiving(watching, host, frames=5, timeout=RECOVERY_S)
+    assert host.seen("media:reset") == []
