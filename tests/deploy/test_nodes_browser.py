@@ -153,9 +153,8 @@ def wait_frames(page: Page, since: int, more_than: int, seconds: float) -> None:
         page.wait_for_timeout(250)
 
 
-def test_a_killed_node_s_room_comes_back_on_the_other_by_itself(deployment, browser):
-    assert deployment.nginx is not None
-    url = deployment.nginx.url
+def on_air(browser: Browser, url: str) -> tuple[Page, Page]:
+    """The host joins, admits a doctor, and both pages decode each other's video."""
     host = browser.new_page(viewport={"width": 1280, "height": 720})
     doctor = browser.new_page(viewport={"width": 1280, "height": 720})
     enter(host, url, HOST)
@@ -166,6 +165,13 @@ def test_a_killed_node_s_room_comes_back_on_the_other_by_itself(deployment, brow
     admit.first.click()
     for page in (host, doctor):
         wait_frames(page, 0, 10, 40)
+    return host, doctor
+
+
+def test_a_killed_node_s_room_comes_back_on_the_other_by_itself(deployment, browser):
+    assert deployment.nginx is not None
+    url = deployment.nginx.url
+    host, doctor = on_air(browser, url)
 
     # Both sockets came from 127.0.0.1 to one node, where the room's media was placed.
     victim = deployment.media_node()
@@ -188,16 +194,7 @@ def test_a_killed_node_s_room_comes_back_on_the_other_by_itself(deployment, brow
 
 def test_a_room_spread_over_two_workers_carries_chromium_video_and_loses_one(workers, browser):
     url = workers.nodes["a"].url
-    host = browser.new_page(viewport={"width": 1280, "height": 720})
-    doctor = browser.new_page(viewport={"width": 1280, "height": 720})
-    enter(host, url, HOST)
-    expect(host.get_by_test_id("members")).to_contain_text("(you)")
-    enter(doctor, url, DOCTOR)
-    admit = host.locator("[data-testid=lobby-list] [data-testid=admit]:not([disabled])")
-    expect(admit.first).to_be_visible(timeout=20_000)
-    admit.first.click()
-    for page in (host, doctor):
-        wait_frames(page, 0, 10, 40)
+    host, doctor = on_air(browser, url)
     # The host subscribes where the publishers are received; the doctor, who joined
     # second, on the other worker: the host's video reached it through the relay.
     home = workers.media_node()
