@@ -9,13 +9,14 @@ Frames are never decoded or re-encoded.
 """
 
 import asyncio
+import datetime
 import fractions
 from collections import deque
 from collections.abc import Callable
 from typing import Optional
 
 import av
-from aiortc import MediaStreamTrack, RTCRtpCodecParameters
+from aiortc import MediaStreamTrack, RTCRtpCodecParameters, clock
 from aiortc.mediastreams import MediaStreamError
 
 from .keyframes import KeyframeRequester, is_keyframe
@@ -171,6 +172,9 @@ class OutboundTrack(MediaStreamTrack):
         self._open = False
         self._waiting_keyframe = self._video
         self._attached = True
+        #: When the policy last resumed this video (aiortc's clock): receiver reports
+        #: from before describe the stream as it was then, not now.
+        self.resumed_at: Optional[datetime.datetime] = None
         source.add(self)
 
     @property
@@ -196,6 +200,7 @@ class OutboundTrack(MediaStreamTrack):
             self.counters.frames_dropped += self._queue.clear()
             self.counters.pauses += 1
             return
+        self.resumed_at = clock.current_datetime()
         if self._video:
             self._waiting_keyframe = True
             if self._open and self._attached:

@@ -120,6 +120,8 @@ class Participant:
             if pc.signalingState != "stable":
                 raise NegotiationStateError("the previous subscribe offer is not answered yet")
             await self._apply_subscriptions(pc)
+            # It may have left while its removed senders stopped: its connection is closed.
+            self._check_open()
             self._negotiation_needed = False
             await pc.setLocalDescription(await pc.createOffer())
             return pc.localDescription.sdp
@@ -245,6 +247,9 @@ class Participant:
                 if stat.type == "outbound-rtp" and video:
                     video_ssrcs.add(stat.ssrc)
                 elif stat.type == "remote-inbound-rtp":
+                    resumed = out.track.resumed_at
+                    if resumed is not None and stat.timestamp < resumed:
+                        continue  # from before a pause: the loss of a link since recovered
                     losses.append(stat.fractionLost / 256)
                     if stat.roundTripTime is not None:
                         rtts.append(stat.roundTripTime)
