@@ -70,11 +70,19 @@ async def _room_families(app: web.Application) -> list[Metric]:
                               labels=["worker"])
     rss = GaugeMetricFamily("hoichan_worker_resident_memory_bytes",
                             "Resident memory of the SFU worker", labels=["worker"])
+    mirrors = GaugeMetricFamily("hoichan_worker_relay_mirrors", "Other workers' mirrors of "
+                                "rooms received in this worker, fed over its relay",
+                                labels=["worker"])
+    dropped = CounterMetricFamily("hoichan_worker_relay_frames_dropped", "Frames the "
+                                  "worker did not relay to a lagging mirror",
+                                  labels=["worker"])
     for name, answer in sorted(workers.items()):
         up.add_metric([name], answer is not None)
         if answer is not None:
             cpu.add_metric([name], answer["cpu_seconds"])
             rss.add_metric([name], answer["rss_bytes"])
+            mirrors.add_metric([name], answer["relay_mirrors"])
+            dropped.add_metric([name], answer["relay_frames_dropped"])
     return [
         _gauge("hoichan_rooms", "Rooms whose media this process and its workers carry",
                sum(f["rooms"] for f in every)),
@@ -95,7 +103,7 @@ async def _room_families(app: web.Application) -> list[Metric]:
                "receiver reports say", sum(s["packets_lost"] for s in outbound)),
         _gauge("hoichan_subscriber_fraction_lost_max", "The worst subscriber loss fraction",
                max(losses, default=0.0)),
-        up, cpu, rss,
+        up, cpu, rss, mirrors, dropped,
     ]
 
 

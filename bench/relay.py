@@ -178,7 +178,7 @@ class HomeSide:
         """Send for ``seconds``: on the schedule in real time, or as fast as possible."""
         sources, events = self.sources, self.events
         cycle, sent, sent_bytes = 0, 0, 0
-        dropped0, cpu0 = self.server.frames_dropped(), cpu_seconds()
+        dropped0, cpu0 = self.server.frames_dropped, cpu_seconds()
         start = time.monotonic()
         end = start + seconds
         while time.monotonic() < end:
@@ -206,7 +206,7 @@ class HomeSide:
             cycle += 1
         wall = time.monotonic() - start
         return {"sent": sent, "bytes": sent_bytes, "wall": wall, "cpu": cpu_seconds() - cpu0,
-                "dropped": self.server.frames_dropped() - dropped0}
+                "dropped": self.server.frames_dropped - dropped0}
 
     async def close(self) -> None:
         for source in self.sources:

@@ -235,7 +235,7 @@ class SfuSide:
     async def sample(self) -> ServerSample:
         if self.room is not None:
             outbound = (await self.room.stats())["outbound"]
-            dropped = self.relay_server.frames_dropped() if self.relay_server else 0
+            dropped = self.relay_server.frames_dropped if self.relay_server else 0
             return server_sample(
                 sum(int(o["packets"]) for o in outbound),
                 {(str(o["subscriber_id"]), str(o["kind"]), str(o["track_id"])):

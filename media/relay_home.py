@@ -33,6 +33,8 @@ class RelayServer:
     def __init__(self, address: str, *, high_water: int = HIGH_WATER) -> None:
         self.address = address
         self.high_water = high_water
+        #: Frames not sent to a lagging mirror, since start (all mirrors, ever).
+        self.frames_dropped = 0
         self._server: Optional[asyncio.AbstractServer] = None
         self._rooms: dict[int, Room] = {}
         self._connected: set["_MirrorLink"] = set()
@@ -81,8 +83,9 @@ class RelayServer:
         """The outbound stream stats the room's mirrors last reported."""
         return [entry for link in self._links.get(room_id, ()) for entry in link.stats]
 
-    def frames_dropped(self) -> int:
-        return sum(link.frames_dropped for links in self._links.values() for link in links)
+    def connections(self) -> int:
+        """Mirrors connected, in all rooms."""
+        return len(self._connected)
 
     def _connect(self) -> "_MirrorLink":
         link = _MirrorLink(self)
@@ -121,7 +124,6 @@ class _MirrorLink(RelayEnd):
         # Tracks whose frames were dropped: they resume at a keyframe.
         self._waiting: set[int] = set()
         self.stats: list[dict[str, Any]] = []
-        self.frames_dropped = 0
 
     def __repr__(self) -> str:
         return f"<mirror of room {self.room_id}>"
@@ -194,20 +196,21 @@ class _MirrorLink(RelayEnd):
         assert transport is not None
         video = source.kind == "video"
         waiting = self._waiting
-        high_water = self._server.high_water
+        server = self._server
+        high_water = server.high_water
 
         def tap(data: bytes, timestamp: int, keyframe: bool) -> None:
             if transport.is_closing():
                 return
             if transport.get_write_buffer_size() > high_water:
-                self.frames_dropped += 1
+                server.frames_dropped += 1
                 if video:
                     waiting.add(number)
                     source.keyframes.request()
                 return
             if number in waiting:
                 if not keyframe:
-                    self.frames_dropped += 1
+                    server.frames_dropped += 1
                     return
                 waiting.discard(number)
             transport.writelines((frame_header(number, timestamp, keyframe, len(data)), data))

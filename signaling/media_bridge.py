@@ -105,6 +105,12 @@ class MediaBridge:
         """Rooms received in another worker, of which this one carries some subscribers."""
         return list(self._mirrors)
 
+    def relay_figures(self) -> tuple[int, int]:
+        """Mirrors this worker feeds, and the frames it dropped for lagging ones."""
+        if self._relay is None:
+            return 0, 0
+        return self._relay.connections(), self._relay.frames_dropped
+
     def load(self) -> int:
         """SFU participants on this node: what room placement balances."""
         return sum(len(room.participant_ids) for room in self._rooms.values())

@@ -70,6 +70,7 @@ async def media_figures(hub: Hub) -> dict[str, Any]:
             members[(m.role.value, "connected" if m.connected else "reconnecting",
                      "admitted" if m.admitted else "lobby")] += 1
     raws = [room["raw"] for room in hub.stats.latest.values()] if hub.stats else []
+    mirrors, dropped = hub.bridge.relay_figures() if hub.bridge is not None else (0, 0)
     with open("/proc/self/statm") as statm:  # noqa: ASYNC230 - procfs answers at once
         rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     return {
@@ -81,6 +82,8 @@ async def media_figures(hub: Hub) -> dict[str, Any]:
                       "packets_lost": s["packets_lost"] or 0,
                       "fraction_lost": s["fraction_lost"]}
                      for raw in raws for s in raw.get("outbound", [])],
+        "relay_mirrors": mirrors,
+        "relay_frames_dropped": dropped,
         "cpu_seconds": time.process_time(),
         "rss_bytes": rss,
     }

@@ -177,7 +177,7 @@ async def test_a_mirror_that_lags_loses_frames_and_resumes_at_a_keyframe():
         transport.buffered = 5000  # the mirror stops reading
         requests = video.keyframes.requests_received
         video.on_frame(video.codec, b"\x01delta", 20)
-        assert len(frames()) == 1 and link.frames_dropped == 1
+        assert len(frames()) == 1 and server.frames_dropped == 1
         assert video.keyframes.requests_received == requests + 1
         transport.buffered = 0  # it reads again: deltas wait for the keyframe
         video.on_frame(video.codec, b"\x01delta", 30)

@@ -178,6 +178,10 @@ async def test_one_room_spreads_over_the_workers_and_survives_losing_either(
     metrics = samples(await asyncio.to_thread(http_get, machine["a"].url + "/metrics"))
     assert metrics[("hoichan_rooms", ())] == 1
     assert metrics[("hoichan_forwarded_streams", ())] == 8  # 2 to each publisher, 4 to GTI
+    # The home feeds one mirror, which lags behind in nothing.
+    assert metrics[("hoichan_worker_relay_mirrors", (("worker", home),))] == 1
+    assert metrics[("hoichan_worker_relay_mirrors", (("worker", edge),))] == 0
+    assert metrics[("hoichan_worker_relay_frames_dropped_total", (("worker", home),))] == 0
 
     # The worker carrying only subscribe connections dies: exactly their members rebuild.
     beats = await machine.heartbeats()
