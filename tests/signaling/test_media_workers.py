@@ -2,7 +2,8 @@
 PostgreSQL and Redis: rooms' media lives in the workers, and a worker killed mid-session is
 started again while its room moves to the other worker, the members back within 10 s. A
 room spread over both workers (its publishers in one, subscribers in both) loses either
-worker and its members are back within 10 s as well."""
+worker and its members are back within 10 s as well. Two such nodes carry one room whose
+members' sockets are on both, spread over one node's workers."""
 
 from __future__ import annotations
 
@@ -38,17 +39,18 @@ pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=Tr
 
 
 class Machine(Nodes):
-    """One app node, ``a``, with two SFU workers ``a/w0`` and ``a/w1``."""
+    """App nodes (by default one, ``a``) with two SFU workers each (``a/w0``, ``a/w1``)."""
 
-    def __init__(self, tmp_path: Path, database_url: str, **env: str) -> None:
+    def __init__(self, tmp_path: Path, database_url: str, names: tuple[str, ...] = ("a",),
+                 **env: str) -> None:
         super().__init__(tmp_path, database_url)
-        self.nodes = {"a": AppProcess(
-            tmp_path / "a", HOICHAN_DATABASE_URL=database_url, HOICHAN_JWT_SECRET=JWT_SECRET,
+        self.nodes = {name: AppProcess(
+            tmp_path / name, HOICHAN_DATABASE_URL=database_url, HOICHAN_JWT_SECRET=JWT_SECRET,
             HOICHAN_REDIS_URL=REDIS_URL, HOICHAN_MEDIA_WORKERS="2",
-            HOICHAN_REDIS_PREFIX=self.prefix, HOICHAN_NODE_ID="a",
+            HOICHAN_REDIS_PREFIX=self.prefix, HOICHAN_NODE_ID=name,
             HOICHAN_NODE_TTL_SECONDS="2", HOICHAN_ICE_HOST_ADDRESSES="127.0.0.1",
             HOICHAN_RECONNECT_GRACE_SECONDS="20", HOICHAN_ROOM_STATS_INTERVAL_SECONDS="1",
-            **env)}
+            **env) for name in names}
 
     async def heartbeats(self) -> dict[str, dict[str, Any]]:
         beats = {}
@@ -65,10 +67,12 @@ def machine(tmp_path: Path, database_url: str, world: World,
             request: pytest.FixtureRequest) -> Iterator[Machine]:
     m = Machine(tmp_path, database_url, **getattr(request, "param", {}))
     try:
-        m["a"].start()
+        for node in m.nodes.values():
+            node.start()
         yield m
     finally:
-        m["a"].kill()
+        for node in m.nodes.values():
+            node.kill()
 
 
 @pytest.fixture
@@ -247,3 +251,28 @@ async def test_a_draining_worker_hands_its_subscribers_to_the_rooms_other_worker
     watching = await _watch(room, observer)
     await receiving(watching, host, frames=5, timeout=RECOVERY_S)
     assert host.seen("media:reset") == []
+
+
+@pytest.mark.parametrize("machine", [{"names": ("a", "b"), "HOICHAN_ROOM_HOME_SUBSCRIBERS": "1"}],
+                         indirect=True)
+async def test_two_nodes_with_workers_carry_one_room_spread_over_one_nodes_workers(
+        machine: Machine, room: Room) -> None:
+    workers = {"a/w0", "a/w1", "b/w0", "b/w1"}
+    beats = await beats_until(machine, lambda b: workers <= set(b), "two nodes, four workers")
+    assert beats["a"]["media"] is False and beats["b"]["media"] is False
+    # Members on both app nodes' sockets, in one room.
+    host = await room.joined("BM", url=machine["a"].url)
+    doctor = await room.admitted(host, "NDI", url=machine["b"].url)
+    observer = await room.admitted(host, "GTI", role="observer", url=machine["b"].url)
+    host_media, doctor_media = await on_air(room, host), await on_air(room, doctor)
+    watching = await _watch(room, observer)
+    for client, publisher in ((host_media, doctor), (doctor_media, host),
+                              (watching, host), (watching, doctor)):
+        await receiving(client, publisher)
+    # Its media is on one node's workers: the relay stays on one machine.
+    home = await machine.owner(room.consultation_id)
+    assert home in workers
+    node = home.split("/")[0]
+    assert set((await subscribe_workers(machine, room.consultation_id)).values()) == {
+        f"{node}/w0", f"{node}/w1"}
+
