@@ -10,6 +10,7 @@ from media import SfuConfig, SdpError
 from media.forwarder import OutboundTrack, Source
 from media.keyframes import KeyframeRequester, is_keyframe
 from media.sdp import codec_matches, send_preferences, validate_publish_offer
+from media.stats import RateMeter
 
 
 def test_keyframe_detection():
@@ -143,3 +144,20 @@ def test_publish_offer_without_ssrcs_for_two_videos_is_refused():
     with pytest.raises(SdpError, match="a=ssrc"):
         validate_publish_offer(sdp, SfuConfig())
     assert validate_publish_offer(sdp.split("m=video")[0] + "m=video" + sdp.split("m=video")[1], SfuConfig())
+
+
+def test_rate_meter_counts_whole_seconds_of_its_window():
+    now = [100.0]
+    meter = RateMeter(2, clock=lambda: now[0])
+    for second in (100, 101, 102):
+        for i in range(30 if second != 101 else 20):
+            now[0] = second + i / 40
+            meter.add(1000)
+    now[0] = 102.9
+    # Seconds 100 and 101 are complete: 30 + 20 frames; the running second 102 is not read.
+    assert meter.rates() == (25.0, 50 * 1000 * 8 / 2)
+    now[0] = 104.5  # nothing since 102: one complete second with 30 frames left in the window
+    assert meter.rates() == (15.0, 30 * 1000 * 8 / 2)
+    now[0] = 110.0
+    assert meter.rates() == (0.0, 0.0)
+
