@@ -45,6 +45,7 @@ from aiortc import RTCRtpCodecParameters
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from bench.sfu_forwarding import add_loop_option  # noqa: E402
 from media import Room, SfuConfig, event_loop  # noqa: E402
 from media.event_loop import LoopName  # noqa: E402
 from media.forwarder import Source  # noqa: E402
@@ -366,9 +367,7 @@ def main() -> None:
     parser.add_argument("--audios", type=int, default=11)
     parser.add_argument("--baseline", type=float, default=3.0,
                         help="seconds the home sends with no mirror first (0: skip)")
-    parser.add_argument("--loop", choices=["asyncio", "uvloop"],
-                        default="uvloop" if event_loop.uvloop_available() else "asyncio",
-                        help="both processes' event loop")
+    add_loop_option(parser, "both processes' event loop")
     args = parser.parse_args()
     # Bounded: setup, the baseline, the run and the drain, with room to spare.
     timeout = args.baseline + args.seconds + 60

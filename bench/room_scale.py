@@ -68,7 +68,13 @@ from aiortc.contrib.media import MediaRelay
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bench.sfu_forwarding import GOP, encode_loop, forward_everything, udp_counters  # noqa: E402
+from bench.sfu_forwarding import (  # noqa: E402
+    GOP,
+    add_loop_option,
+    encode_loop,
+    forward_everything,
+    udp_counters,
+)
 from media import Room, SfuConfig, aiortc_hooks, event_loop  # noqa: E402
 from media.event_loop import LoopName  # noqa: E402
 from media.ice import configure_host_addresses, rtc_configuration  # noqa: E402
@@ -670,9 +676,7 @@ async def main() -> None:
                         help="also run this publishers,observers room first ('' to skip)")
     parser.add_argument("--speaker-period", type=float, default=5.0,
                         help="seconds each publisher speaks in turn (policy mode)")
-    parser.add_argument("--loop", choices=["asyncio", "uvloop"],
-                        default="uvloop" if event_loop.uvloop_available() else "asyncio",
-                        help="the SFU process's event loop (default: what media.event_loop picks)")
+    add_loop_option(parser, "the SFU process's event loop")
     args = parser.parse_args()
     modes = args.modes.split(",")
     if "janus" in modes and not os.path.exists(JANUS_BINARY):

@@ -55,6 +55,12 @@ TIME_BASE = fractions.Fraction(1, 90000)
 # ---------------------------------------------------------------- SFU process
 
 
+def add_loop_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--loop asyncio|uvloop``, by default what media.event_loop picks."""
+    parser.add_argument("--loop", choices=event_loop.LOOP_NAMES,
+                        default=event_loop.default_name(), help=what)
+
+
 def forward_everything(room_size: int) -> SfuConfig:
     """The policy's defaults, except that every subscribed video is forwarded whatever the
     speakers and the downlink checks say."""
@@ -290,9 +296,7 @@ async def main() -> None:
     parser.add_argument("--counts", default="1,2,4,8")
     parser.add_argument("--bitrate", type=int, default=BITRATE,
                         help="the publisher's encoding (a grid tile's REMB cap is 400000)")
-    parser.add_argument("--loop", choices=["asyncio", "uvloop"],
-                        default="uvloop" if event_loop.uvloop_available() else "asyncio",
-                        help="the SFU process's event loop (default: what media.event_loop picks)")
+    add_loop_option(parser, "the SFU process's event loop")
     parser.add_argument("--profile", metavar="DIR", help="write cProfile files of the SFU here")
     parser.add_argument("--callgrind", metavar="DIR",
                         help="count the SFU's instructions with valgrind (files go here)")

@@ -13,16 +13,22 @@ from typing import Any, Literal, Optional, TypeVar
 T = TypeVar("T")
 
 LoopName = Literal["uvloop", "asyncio"]
+LOOP_NAMES: tuple[LoopName, ...] = ("asyncio", "uvloop")
 
 
 def uvloop_available() -> bool:
     return importlib.util.find_spec("uvloop") is not None
 
 
+def default_name() -> LoopName:
+    """uvloop when installed, else asyncio's loop."""
+    return "uvloop" if uvloop_available() else "asyncio"
+
+
 def new_event_loop(name: Optional[LoopName] = None) -> asyncio.AbstractEventLoop:
-    """A new loop: ``name`` if given, else uvloop when installed, else asyncio's."""
+    """A new loop: ``name`` if given, else :func:`default_name`."""
     if name is None:
-        name = "uvloop" if uvloop_available() else "asyncio"
+        name = default_name()
     if name == "uvloop":
         import uvloop
 
