@@ -112,6 +112,12 @@ export const strings = {
   viewerEmpty: "Choose a series to view.",
   viewerLoadFailed: (message: string) => `The images could not be loaded: ${message}`,
   imagePosition: (index: number, count: number) => `Im ${index + 1} / ${count}`,
+  // The wanted slice (0-based index) while its frame is on the way, and the frame's quality.
+  sliceLoading: (index: number) => `Loading slice ${index + 1}…`,
+  slicePreview: "Preview · full quality loading…",
+  sliceFull: "Full quality",
+  sliceFailed: (index: number) => `Slice ${index + 1} could not be loaded`,
+  framesLoaded: (loaded: number, total: number) => `${loaded} / ${total} loaded`,
   windowLevel: (width: number, center: number) => `W ${Math.round(width)} L ${Math.round(center)}`,
   zoomLabel: (zoom: number) => `Zoom ${zoom.toFixed(2)}×`,
   toolWindowLevel: "Window",

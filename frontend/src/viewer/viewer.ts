@@ -54,6 +54,7 @@ import {
 } from "./state";
 import type { ViewerStore } from "./store";
 import { initCornerstone } from "./cornerstone";
+import { StackLoading } from "./stackLoading";
 
 export type LeftTool = "windowLevel" | "pan" | "zoom" | "scroll" | "length" | "angle" | "roi";
 
@@ -203,6 +204,8 @@ export class StackViewer {
   };
   private readonly slider: HTMLInputElement;
   private readonly laser = h("div", { class: "laser", hidden: true, "data-testid": "laser" });
+  /** The main viewport's load order, preview and load status. */
+  private readonly frames: StackLoading;
   private laserTimer: number | undefined;
   private readonly status: HTMLElement;
   /** Where the room page shows who drives and the follow / control buttons. */
@@ -263,6 +266,11 @@ export class StackViewer {
     this.compareSelect = h("select", { class: "compare-select", "aria-label": strings.compareWith, title: strings.compareWith, "data-testid": "compare-series" });
     this.compareSelect.addEventListener("change", () => this.chooseCompare(this.compareSelect.value));
     this.syncBar = h("div", { class: "sync-bar", "data-testid": "sync-bar" });
+    this.frames = new StackLoading(session, {
+      viewport: () => this.viewport(),
+      opening: () => this.loading !== null,
+      changed: () => this.render(this.store.state),
+    });
 
     const tools = h("div", { class: "toolgroup", role: "group", "aria-label": strings.leftButtonTool });
     const measureTools = h("div", { class: "toolgroup", role: "group", "aria-label": strings.measureTools });
@@ -361,7 +369,9 @@ export class StackViewer {
           "div",
           { class: "viewer-stage" },
           this.element,
-          h("div", { class: "viewer-overlay" }, this.overlay.series, this.overlay.position, this.overlay.window, this.overlay.zoom, this.laser),
+          this.frames.preview.el,
+          h("div", { class: "viewer-overlay" }, this.overlay.series, this.overlay.position, this.overlay.window, this.overlay.zoom,
+            this.frames.status, this.frames.progress, this.laser),
           this.status,
           this.helpOverlay,
         )),
@@ -456,6 +466,7 @@ export class StackViewer {
     });
     on<CustomEvent<Types.EventTypes.StackNewImageEventDetail>>(Events.STACK_NEW_IMAGE, (e) => {
       this.displayedIndex = e.detail.imageIdIndex;
+      this.frames.displayed(e.detail.imageIdIndex, e.detail.image);
       this.render(this.store.state);
     });
     on<CustomEvent<Types.EventTypes.VoiModifiedEventDetail>>(Events.VOI_MODIFIED, (e) => {
@@ -466,6 +477,7 @@ export class StackViewer {
     });
     on(Events.CAMERA_MODIFIED, () => {
       if (this.pointerDown) this.store.dispatch({ type: "camera", camera: this.readCamera() });
+      this.frames.place();
       this.render(this.store.state);
     });
     on(Events.IMAGE_RENDERED, () => {
@@ -619,9 +631,11 @@ export class StackViewer {
         seriesUID: series.seriesUID,
         imageCount: loaded.imageIds.length,
       });
+      // The state's slice is requested (and previewed) before anything else of the series.
+      this.frames.open(loaded.imageIds);
+      this.frames.show(this.store.state);
       await viewport.setStack(loaded.imageIds, this.store.state.imageIndex);
       if (superseded()) return;
-      toolUtilities.stackPrefetch.enable(this.element);
       this.applyView(this.store.state, null); // the state may have moved on meanwhile
       viewport.render();
       this.renderCompareChoices();
@@ -929,11 +943,7 @@ export class StackViewer {
     this.resizeObserver?.disconnect();
     for (const cleanup of this.cleanups) cleanup();
     this.cleanups = [];
-    try {
-      toolUtilities.stackPrefetch.disable(this.element);
-    } catch {
-      // never enabled
-    }
+    this.frames.dispose();
     ToolGroupManager.destroyToolGroup(this.toolGroupId);
     if (this.compareEnabled) ToolGroupManager.destroyToolGroup(this.toolGroupId2);
     this.engine?.destroy();
@@ -979,9 +989,7 @@ export class StackViewer {
   private applyView(state: ViewerState, previous: ViewerState | null): void {
     const viewport = this.viewport();
     if (!viewport) return;
-    if (viewport.getTargetImageIdIndex() !== state.imageIndex) {
-      void viewport.setImageIdIndex(state.imageIndex).catch(() => undefined);
-    }
+    this.frames.show(state);
     if (state.voi) {
       const current = viewport.getProperties().voiRange;
       const wanted = rangeFromVoi(state.voi);
@@ -1131,7 +1139,8 @@ export class StackViewer {
     this.slider.max = String(Math.max(0, count - 1));
     this.slider.value = String(index);
     this.slider.disabled = count <= 1;
-    this.overlay.position.textContent = count ? strings.imagePosition(index, count) : "";
+    // What is on the canvas; the slice status says when the state's slice is still coming.
+    this.overlay.position.textContent = count ? strings.imagePosition(this.frames.onScreen ?? index, count) : "";
     const range = viewport && this.loaded ? viewport.getProperties().voiRange : undefined;
     const shown = range ? voiFromRange(range) : state.voi;
     this.overlay.window.textContent = shown ? strings.windowLevel(shown.width, shown.center) : "";
@@ -1168,6 +1177,7 @@ export class StackViewer {
     d.compareIndex = c ? String(c.imageIndex) : "";
     d.compareShown = c && this.compareShown !== null ? String(this.compareShown) : "";
     d.active = String(this.activeViewport);
+    this.frames.render(state, this.cineTimer !== undefined, d);
     const cs = this.compareLoaded?.series;
     this.compareOverlay.series.textContent = c && cs ? strings.seriesLabel(cs.number, cs.description, c.imageCount) : "";
     this.compareOverlay.position.textContent = c && c.imageCount ? strings.imagePosition(c.imageIndex, c.imageCount) : "";
