@@ -9,6 +9,8 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.pacs.frame_index import FrameIndexes
+from app.read_cache import ReadCache
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -19,3 +21,7 @@ READ_SESSIONS = web.AppKey("read_sessions", async_sessionmaker[AsyncSession])
 # say): room id, event name, payload. Set by the signaling layer.
 RoomNotify = Callable[[int, str, dict[str, Any]], Awaitable[None]]
 ROOM_NOTIFY = web.AppKey("room_notify", RoomNotify)
+# Frame indexes per instance and encoding, built once even under concurrent requests.
+FRAME_INDEXES = web.AppKey("frame_indexes", FrameIndexes)
+# Accounts and study access of DICOMweb readers, kept a few seconds (app/read_cache.py).
+READ_CACHE = web.AppKey("read_cache", ReadCache)

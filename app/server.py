@@ -6,6 +6,8 @@ from aiohttp import web
 
 from app.api import routes
 from app.appkeys import ENGINE, READ_SESSIONS, SESSIONS, SETTINGS
+from app.audit_windows import setup_audit_windows
+from app.compression import compression_middleware
 from app.config import Settings
 from app.db.engine import create_engine, read_session_factory, session_factory
 from app.dicomweb.routes import setup_dicomweb
@@ -21,7 +23,7 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(settings: Settings) -> web.Application:
-    middlewares = [error_middleware]
+    middlewares = [compression_middleware, error_middleware]
     if settings.trusted_proxies:
         middlewares.insert(0, forwarded_middleware(settings.trusted_proxies))
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
@@ -30,6 +32,7 @@ def create_app(settings: Settings) -> web.Application:
     app[ENGINE] = engine
     app[SESSIONS] = session_factory(engine)
     app[READ_SESSIONS] = read_session_factory(engine)
+    setup_audit_windows(app)
     routes.install(app)
     setup_signaling(app)
     setup_pacs(app)

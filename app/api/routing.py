@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.appkeys import READ_SESSIONS, SESSIONS, SETTINGS
-from app.auth.tokens import TokenError, verify_access
+from app.auth.tokens import AccessClaims, TokenError, verify_access
 from app.config import Settings
 from app.db.models import PlatformRole, User
 from app.errors import ApiError, forbidden, from_validation, not_found, unauthorized
@@ -137,20 +137,29 @@ class Api:
             app.router.add_route(ep.method, ep.path, _aiohttp_handler(ep))
 
 
-async def authenticate(request: web.Request) -> User:
+def bearer_claims(request: web.Request) -> AccessClaims:
+    """The verified claims of the request's bearer access token, or 401."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthorized("missing bearer token")
     try:
-        claims = verify_access(token.strip(), request.app[SETTINGS].jwt_secret)
+        return verify_access(token.strip(), request.app[SETTINGS].jwt_secret)
     except TokenError as exc:
         raise unauthorized(str(exc)) from None
-    async with request.app[READ_SESSIONS]() as session:
-        user = await session.scalar(select(User).where(User.id == claims.user_id))
+
+
+def active_account(user: User | None) -> User:
     if user is None or not user.active:
         raise unauthorized("account disabled or removed")
     return user
+
+
+async def authenticate(request: web.Request) -> User:
+    claims = bearer_claims(request)
+    async with request.app[READ_SESSIONS]() as session:
+        return active_account(await session.scalar(select(User).where(
+            User.id == claims.user_id)))
 
 
 def _aiohttp_handler(ep: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

@@ -9,12 +9,24 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
-from app.api.routing import authenticate
-from app.appkeys import SESSIONS
+from app.api.routing import active_account, bearer_claims
+from app.appkeys import READ_CACHE, READ_SESSIONS
+from app.audit_windows import AUDIT_WINDOWS, AuditUnavailable, WindowKey
 from app.db.models import Case, CaseStudy, Consultation, PlatformRole, User
-from app.errors import not_found
+from app.errors import ApiError, not_found
 from app.pacs.models import DicomStudy
 from app.scheduling.access import can_read_study, visible_clause
+
+# The authenticated caller of a DICOMweb request, for the audit of its refusal.
+CALLER = web.RequestKey("dicomweb_caller", User)
+
+
+class StudyNotPermitted(ApiError):
+    """Answered exactly as an unknown study (404), so other patients' studies are not
+    revealed; only the audit trail tells them apart."""
+
+    def __init__(self) -> None:
+        super().__init__(404, "study not found")
 
 
 def readable_studies(user: User, stmt: Select[Any]) -> Select[Any]:
@@ -33,23 +45,47 @@ def readable_studies(user: User, stmt: Select[Any]) -> Select[Any]:
     return stmt.where(DicomStudy.study_instance_uid.in_(allowed))
 
 
-async def require_study(session: AsyncSession, user: User, study_uid: str) -> DicomStudy:
-    """The stored study, if the user may read it; 404 alike for unknown and not allowed, so
-    the existence of other patients' studies is not revealed."""
-    study = await session.scalar(
-        select(DicomStudy).where(DicomStudy.study_instance_uid == study_uid))
-    if study is None or not await can_read_study(session, user, study_uid):
+async def require_study(request: web.Request, session: AsyncSession, user: User,
+                        study_uid: str) -> DicomStudy:
+    """The stored study, if the user may read it; 404 alike for unknown and not allowed.
+    Kept a few seconds per reader and study (app/read_cache.py)."""
+
+    async def load() -> tuple[DicomStudy | None, bool]:
+        study = await session.scalar(
+            select(DicomStudy).where(DicomStudy.study_instance_uid == study_uid))
+        return study, study is not None and await can_read_study(session, user, study_uid)
+
+    study, allowed = await request.app[READ_CACHE].get(("study", user.id, study_uid), load)
+    if study is None:
         raise not_found("study")
+    if not allowed:
+        raise StudyNotPermitted()
     return study
 
 
 async def caller(request: web.Request) -> User:
-    return await authenticate(request)
+    """The bearer's account: the token checked on every request, the account (active, not
+    removed) kept a few seconds, so a frame costs no database round trip for it."""
+    claims = bearer_claims(request)
+
+    async def load() -> User | None:
+        async with request.app[READ_SESSIONS]() as session:
+            return await session.scalar(select(User).where(User.id == claims.user_id))
+
+    user = active_account(await request.app[READ_CACHE].get(("user", claims.user_id), load))
+    request[CALLER] = user
+    return user
 
 
 async def record_read(request: web.Request, user: User, action: str, study_uid: str,
                       detail: dict[str, Any] | None = None) -> None:
-    async with request.app[SESSIONS].begin() as session:
-        audit.record(session, action, actor=user, object_type="study", object_id=study_uid,
-                     client_addr=request.remote or "",
-                     detail={"path": request.path_qs[:500], **(detail or {})})
+    """Adds a read about to be answered to its audit window (app/audit_windows.py), in the
+    trail within a second. When the trail cannot be written, 503 instead of the answer."""
+    key = WindowKey(action=action, actor_id=user.id, actor_email=user.email,
+                    client_addr=request.remote or "", object_type="study",
+                    object_id=study_uid, outcome=audit.SUCCESS)
+    try:
+        await request.app[AUDIT_WINDOWS].record(key, detail or {})
+    except AuditUnavailable as exc:
+        raise ApiError(503, f"reads are refused while the audit trail cannot be written "
+                       f"({exc})") from None

@@ -1,93 +1,108 @@
-"""WADO-RS: metadata, whole instances and pixel frames from the local store (PS3.18 §10.4).
+"""WADO-RS: metadata, bulk data, whole instances and pixel frames from the local store
+(PS3.18 10.4).
 
-Pixel data is never gzipped (notes/real-peers.md: compressing frames costs more than it saves
-on a LAN); metadata is small JSON and may be.
+Frames go in the encoding the Accept header picks (app/dicomweb/negotiation.py): the stored
+one as it lies, or a lossless one (HTJ2K, JPEG-LS, JPEG 2000) encoded once and kept, or
+uncompressed. Pixel data is never gzipped (notes/real-peers.md: a general-purpose
+compressor costs more than it saves); metadata is JSON and may be.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pydicom
 from aiohttp import web
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.pixels import pixel_array
-from pydicom.uid import UID
 from sqlalchemy import select
 
-from app.appkeys import SESSIONS, SETTINGS
-from app.dicomweb import render
+from app.appkeys import FRAME_INDEXES, READ_SESSIONS, SETTINGS
+from app.dicomweb import negotiation, render
 from app.dicomweb.access import caller, record_read, require_study
 from app.dicomweb.dicomjson import DICOM_JSON
 from app.errors import ApiError, not_found
-from app.pacs.models import DicomInstance, DicomSeries
+from app.pacs import frame_index
+from app.pacs.frame_codec import CannotEncode
+from app.pacs.models import DicomInstance, DicomSeries, FrameIndex
 from app.pacs.store import store_root
 
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
 PIXEL_DATA = "7FE00010"
+BULK_BYTES = 4096  # binary values above this go by BulkDataURI, not inline
+BULK_PATH = re.compile(r"[0-9A-F]{8}(/[0-9]+/[0-9A-F]{8})*")
 THUMBNAIL_SIDE = 128
 
 
-def _metadata(path: Path, frames_url: str) -> dict[str, Any]:
+def _bulk_paths(ds: Dataset, prefix: str = "") -> Iterator[tuple[str, DataElement]]:
+    """Every element with its bulk data path (``TAG`` or ``SEQTAG/ITEM/TAG``, PS3.18
+    10.4.1.1.5), nested sequences included."""
+    for element in ds:
+        path = f"{prefix}{element.tag:08X}"
+        if element.VR == "SQ":
+            for number, item in enumerate(element.value):
+                yield from _bulk_paths(item, f"{path}/{number}/")
+        else:
+            yield path, element
+
+
+def _metadata(path: Path, instance_url: str) -> dict[str, Any]:
     ds = pydicom.dcmread(path, stop_before_pixels=True)
-    body: dict[str, Any] = ds.to_json_dict(bulk_data_threshold=4096,
-                                           bulk_data_element_handler=lambda _: frames_url)
+    paths = {id(element): p for p, element in _bulk_paths(ds)}
+    body: dict[str, Any] = ds.to_json_dict(
+        bulk_data_threshold=BULK_BYTES,
+        bulk_data_element_handler=lambda e: f"{instance_url}/bulkdata/{paths[id(e)]}")
     body["00020010"] = {"vr": "UI", "Value": [str(ds.file_meta.TransferSyntaxUID)]}
-    body[PIXEL_DATA] = {"vr": "OW", "BulkDataURI": frames_url}
+    body[PIXEL_DATA] = {"vr": "OW", "BulkDataURI": f"{instance_url}/frames/1"}
     return body
 
 
-def _open(path: Path, numbers: list[int]) -> Dataset:
-    """The stored dataset, once the asked frames are known to exist."""
+def _bulk_value(path: Path, bulk_path: str) -> bytes:
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    for found, element in _bulk_paths(ds):
+        if found == bulk_path:
+            value = element.value
+            if isinstance(value, bytes):
+                return value
+            raise ApiError(404, f"{bulk_path} is not bulk data", field="path")
+    raise not_found("bulk data element")
+
+
+async def bulkdata(request: web.Request) -> web.Response:
+    """One large binary element that metadata named by its BulkDataURI (PS3.18 10.4)."""
+    user = await caller(request)
+    study_uid = request.match_info["study"]
+    bulk_path = request.match_info["path"].upper()
+    if not BULK_PATH.fullmatch(bulk_path):
+        raise ApiError(400, "the path is TAG or SEQUENCETAG/ITEM/TAG, tags in 8 hex digits",
+                       field="path")
+    if bulk_path.startswith(PIXEL_DATA):
+        raise ApiError(404, "pixel data is served by its frames", field="path")
+    (instance, _), = await _instances(request, user, study_uid, request.match_info["series"],
+                                      request.match_info["instance"])
+    path = store_root(request.app[SETTINGS].data_dir) / instance.path
+    value = await asyncio.to_thread(_bulk_value, path, bulk_path)
+    await record_read(request, user, "dicomweb.bulkdata", study_uid,
+                      {"instance": instance.sop_instance_uid, "element": bulk_path})
+    return _multipart([value], "application/octet-stream")
+
+
+def _decoded(path: Path, number: int) -> tuple[Dataset, np.ndarray]:
+    """The dataset and one frame as pydicom's handlers (pylibjpeg, OpenJPEG, RLE) decode
+    it for display (colour as RGB), whatever the stored transfer syntax. Only that frame
+    is decoded: a long cine must not be decoded whole for one frame."""
     ds: Dataset = pydicom.dcmread(path)
     count = int(ds.get("NumberOfFrames", 1) or 1)
-    bad = [n for n in numbers if not 1 <= n <= count]
-    if bad:
-        raise ApiError(404, f"frame {bad[0]} out of range 1..{count}", field="frames")
-    return ds
-
-
-def _decoded(path: Path, numbers: list[int]) -> tuple[Dataset, list[np.ndarray]]:
-    """The dataset and the asked frames as pydicom's handlers (pylibjpeg, OpenJPEG, RLE)
-    decode them for display (colour as RGB), whatever the stored transfer syntax. Only the
-    asked frames are decoded: a long cine must not be decoded whole for one frame."""
-    ds = _open(path, numbers)
-    return ds, [pixel_array(ds, index=n - 1) for n in numbers]
-
-
-def _stored_layout(pixels: np.ndarray, ds: Dataset) -> bytes:
-    """Decoded stored values laid out again as the instance's own Pixel Data would hold
-    them in Explicit VR Little Endian (PS3.5 8.1, 8.2), so that they mean what the
-    instance's metadata says: bits packed, 4:2:2 chroma shared, planes kept apart."""
-    if int(ds.BitsAllocated) == 1:
-        # A frame starts on a byte boundary; pixels fill each byte from the low bit up.
-        return np.packbits(pixels.ravel(), bitorder="little").tobytes()
-    pixels = pixels.astype(pixels.dtype.newbyteorder("<"), copy=False)
-    if ds.get("PhotometricInterpretation") == "YBR_FULL_422":
-        # Y1 Y2 Cb Cr for each pair of pixels: pydicom repeated Cb and Cr when expanding.
-        pairs = pixels.reshape(pixels.shape[0], -1, 2, 3)
-        pixels = np.concatenate([pairs[..., 0], pairs[:, :, 0, 1:]], axis=-1)
-    elif int(ds.get("SamplesPerPixel", 1)) > 1 and int(ds.get("PlanarConfiguration", 0)) == 1:
-        pixels = np.moveaxis(pixels, -1, 0)
-    return np.ascontiguousarray(pixels).tobytes()
-
-
-def _frames(path: Path, numbers: list[int]) -> list[bytes]:
-    """The frames as uncompressed little-endian pixel data. An uncompressed instance's
-    frames are its stored values, as its metadata describes them (also YBR and planar
-    ones); a compressed instance's are what decompression yields, as pydicom's
-    decompress() makes them: interleaved samples, YBR decoded to RGB (PS3.5 8.2)."""
-    ds = _open(path, numbers)
-    if UID(ds.file_meta.TransferSyntaxUID).is_compressed:
-        frames = [pixel_array(ds, index=n - 1) for n in numbers]
-        return [np.ascontiguousarray(f).astype(f.dtype.newbyteorder("<")).tobytes()
-                for f in frames]
-    return [_stored_layout(pixel_array(ds, index=n - 1, raw=True), ds) for n in numbers]
+    if not 1 <= number <= count:
+        raise ApiError(404, f"frame {number} out of range 1..{count}", field="frames")
+    return ds, pixel_array(ds, index=number - 1)
 
 
 def _multipart(parts: list[bytes], content_type: str) -> web.Response:
@@ -107,8 +122,8 @@ def _multipart(parts: list[bytes], content_type: str) -> web.Response:
 async def _instances(request: web.Request, user: Any, study_uid: str,
                      series_uid: str | None = None, sop_uid: str | None = None
                      ) -> list[tuple[DicomInstance, DicomSeries]]:
-    async with request.app[SESSIONS]() as session:
-        study = await require_study(session, user, study_uid)
+    async with request.app[READ_SESSIONS]() as session:
+        study = await require_study(request, session, user, study_uid)
         stmt = (select(DicomInstance, DicomSeries)
                 .join(DicomSeries, DicomSeries.id == DicomInstance.series_id)
                 .where(DicomSeries.study_id == study.id))
@@ -134,7 +149,7 @@ async def metadata(request: web.Request) -> web.Response:
 
     def build() -> list[dict[str, Any]]:
         return [_metadata(root / i.path, f"{base}/series/{s.series_instance_uid}/instances/"
-                                         f"{i.sop_instance_uid}/frames/1") for i, s in rows]
+                                         f"{i.sop_instance_uid}") for i, s in rows]
 
     body = await asyncio.to_thread(build)
     await record_read(request, user, "dicomweb.metadata", study_uid,
@@ -153,24 +168,45 @@ def _frame_numbers(request: web.Request) -> list[int]:
     return numbers
 
 
+async def _frame_index(request: web.Request, instance: DicomInstance
+                       ) -> tuple[negotiation.Choice, FrameIndex]:
+    """The best accepted encoding this instance can be served in, and where its frames are;
+    406 naming each accepted syntax and why it cannot be had, never another syntax."""
+    choices = negotiation.candidates(request.headers.get("Accept", "*/*"),
+                                     instance.transfer_syntax_uid)
+    refusals: list[str] = []
+    for choice in choices:
+        try:
+            return choice, await request.app[FRAME_INDEXES].get(instance, choice.encoding)
+        except CannotEncode as exc:
+            refusals.append(f"{choice.syntax}: {exc}")
+        except (ValueError, NotImplementedError, RuntimeError) as exc:
+            raise ApiError(406, f"cannot decode this instance's pixel data: {exc}") from None
+    raise ApiError(406, "no accepted transfer syntax can be produced for this instance: "
+                   + "; ".join(refusals), field="Accept")
+
+
 async def frames(request: web.Request) -> web.Response:
     user = await caller(request)
     study_uid = request.match_info["study"]
     numbers = _frame_numbers(request)
-    accept = request.headers.get("Accept", "*/*")
-    if not any(t in accept for t in ("*/*", "multipart/related", "application/octet-stream")):
-        raise ApiError(406, "frames are served as multipart/related; "
-                       "type=application/octet-stream", field="Accept")
     (instance, _), = await _instances(request, user, study_uid, request.match_info["series"],
                                       request.match_info["instance"])
-    path = store_root(request.app[SETTINGS].data_dir) / instance.path
-    try:
-        parts = await asyncio.to_thread(_frames, path, numbers)
-    except (ValueError, NotImplementedError, RuntimeError) as exc:
-        raise ApiError(406, f"cannot decode this instance's pixel data: {exc}") from None
+    _check_range(numbers, instance.number_of_frames or 1)
+    choice, index = await _frame_index(request, instance)
+    _check_range(numbers, len(index.frames))
+    root = store_root(request.app[SETTINGS].data_dir)
+    parts = await asyncio.to_thread(frame_index.read, root, index, numbers)
     await record_read(request, user, "dicomweb.frames", study_uid,
-                      {"instance": instance.sop_instance_uid, "frames": numbers[:20]})
-    return _multipart(parts, f"application/octet-stream; transfer-syntax={EXPLICIT_LE}")
+                      {"instance": instance.sop_instance_uid, "frames": len(numbers),
+                       "transfer_syntax": choice.syntax})
+    return _multipart(parts, f"{choice.media}; transfer-syntax={choice.syntax}")
+
+
+def _check_range(numbers: list[int], count: int) -> None:
+    bad = [n for n in numbers if not 1 <= n <= count]
+    if bad:
+        raise ApiError(404, f"frame {bad[0]} out of range 1..{count}", field="frames")
 
 
 async def retrieve(request: web.Request) -> web.Response:
@@ -216,7 +252,7 @@ async def rendered(request: web.Request) -> web.Response:
     path = store_root(request.app[SETTINGS].data_dir) / instance.path
 
     def draw() -> bytes:
-        ds, (pixels,) = _decoded(path, [number])
+        ds, pixels = _decoded(path, number)
         return render.render(ds, pixels, window, viewport, media, quality)
 
     try:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.pacs import store
 from app.pacs.models import DicomInstance, DicomSeries, DicomStudy
+from app.text_search import person_name
 
 log = logging.getLogger(__name__)
 
@@ -228,8 +229,11 @@ class _Index:
 
 
 def _index(ds: Dataset) -> _Index:
+    study = {column: _text(ds, k, n) for column, (k, n) in STUDY_TEXT.items()}
+    study["patient_name_search"] = person_name(study["patient_name"])[:324]
+    study["referring_physician_search"] = person_name(study["referring_physician_name"])[:324]
     return _Index(
-        study={column: _text(ds, k, n) for column, (k, n) in STUDY_TEXT.items()},
+        study=study,
         series={**{column: _text(ds, k, n) for column, (k, n) in SERIES_TEXT.items()},
                 "series_number": _int(ds, "SeriesNumber")},
         instance={"sop_class_uid": str(ds.SOPClassUID),

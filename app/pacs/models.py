@@ -6,11 +6,16 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.models import Base, Case, User, string_enum
 from app.db.types import UTCDateTime, utcnow
+
+
+# A name's app.text_search key, kept beside it on write. "C" on PostgreSQL: an index in
+# byte order also serves prefix matches (LIKE 'nguyen%'), as SQLite's always does.
+SEARCH_KEY = String(324).with_variant(String(324, collation="C"), "postgresql")
 
 
 class DicomStudy(Base):
@@ -20,6 +25,9 @@ class DicomStudy(Base):
     study_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
     patient_id: Mapped[str] = mapped_column(String(64), default="", index=True)
     patient_name: Mapped[str] = mapped_column(String(324), default="")
+    # QIDO-RS matches names on these keys, without case or diacritics, through an index.
+    patient_name_search: Mapped[str] = mapped_column(
+        SEARCH_KEY, default="", server_default="", index=True)
     patient_birth_date: Mapped[str] = mapped_column(String(8), default="")
     patient_sex: Mapped[str] = mapped_column(String(16), default="")
     study_date: Mapped[str] = mapped_column(String(8), default="", index=True)
@@ -27,6 +35,8 @@ class DicomStudy(Base):
     accession_number: Mapped[str] = mapped_column(String(16), default="", index=True)
     study_description: Mapped[str] = mapped_column(String(64), default="")
     referring_physician_name: Mapped[str] = mapped_column(String(324), default="")
+    referring_physician_search: Mapped[str] = mapped_column(
+        SEARCH_KEY, default="", server_default="", index=True)
     study_id: Mapped[str] = mapped_column(String(16), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -64,6 +74,25 @@ class DicomInstance(Base):
     path: Mapped[str] = mapped_column(String(255))
     size_bytes: Mapped[int] = mapped_column(Integer)
     received_from: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FrameIndex(Base):
+    """Where each frame of an instance lies in one encoding: the stored file itself (its
+    own transfer syntax), or a copy encoded once into another syntax and kept beside it.
+    ``frames`` holds, per frame, the byte ranges ``[offset, length]`` whose concatenation
+    is that frame's bytes, so serving a frame is a positioned read with no parsing."""
+
+    __tablename__ = "frame_indexes"
+    __table_args__ = (UniqueConstraint("instance_id", "transfer_syntax_uid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(
+        ForeignKey("dicom_instances.id", ondelete="CASCADE"), index=True)
+    transfer_syntax_uid: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(255))
+    frames: Mapped[list[list[list[int]]]] = mapped_column(JSON)
+    size_bytes: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -1,19 +1,27 @@
 """The audit trail: every login, token, consultation and invitation change is written in the
-same transaction as the change; admins search it; nothing rewrites it."""
+same transaction as the change; reads of studies as windows; admins search it; nothing
+rewrites it."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from app.db.engine import create_engine
+from app.audit_windows import STALL_S
+from app.db.engine import create_engine, session_factory
+from app.db.models import AuditEvent
+from app.demo import DEMO_STUDY_UID
+from app.pacs.models import DicomInstance, DicomSeries
+from app.pacs.synth import store_series
 from tests.api.dbcheck import audit_events, db_state, error_of
 from tests.api.test_scheduling import T0, booking, create, iso
 from tests.conftest import DEMO_PASSWORD
+from tests.pacs.trail import dicomweb_events, total
 
 
 async def test_each_kind_of_change_writes_its_event(client, world):
@@ -246,3 +254,93 @@ async def test_the_database_itself_refuses_to_rewrite_history(client, world):
     finally:
         await engine.dispose()
     assert (await db_state(world.settings))["audit_events"] == before
+
+
+async def _stored_study(world) -> tuple[Any, list[str]]:
+    """The demo case's study (3 slices) in the store; its sessions and frame URLs."""
+    engine = create_engine(world.settings.database_url)
+    sessions = session_factory(engine)
+    await store_series(sessions, world.settings.data_dir, DEMO_STUDY_UID, 3)
+    async with sessions() as session:
+        rows = (await session.execute(
+            select(DicomInstance.sop_instance_uid, DicomSeries.series_instance_uid)
+            .join(DicomSeries, DicomSeries.id == DicomInstance.series_id))).all()
+    await engine.dispose()
+    return sessions, [f"/dicomweb/studies/{DEMO_STUDY_UID}/series/{series}/instances/{sop}/"
+                      "frames/1" for sop, series in rows]
+
+
+async def _read_events(world, until, within: float = 5.0) -> list[AuditEvent]:
+    engine = create_engine(world.settings.database_url)
+    try:
+        return await dicomweb_events(session_factory(engine), until, within)
+    finally:
+        await engine.dispose()
+
+
+async def test_read_windows_show_in_the_admin_search_with_their_counts(client, world):
+    _, urls = await _stored_study(world)
+    base = f"/dicomweb/studies/{DEMO_STUDY_UID}"
+    assert (await client.get(base + "/metadata", headers=world.auth("BM"))).status == 200
+    for url in urls * 4:
+        assert (await client.get(url, headers=world.auth("BM"))).status == 200
+    assert (await client.get(urls[0], headers=world.auth("NDI"))).status == 200
+    assert (await client.get(base + "/metadata")).status == 401
+    await _read_events(world, lambda es: total(es, "requests") == 15)
+
+    frames = await _search(client, world, action="dicomweb.frames")
+    assert sum(e["detail"]["requests"] for e in frames["items"]) == 13
+    assert sum(e["detail"]["frames"] for e in frames["items"]) == 13
+    assert frames["total"] == len(frames["items"]) < 13
+    for item in frames["items"]:
+        # Each window is one event: who, which study, from where, first read as its time.
+        assert (item["object_type"], item["object_id"], item["client_addr"],
+                item["outcome"]) == ("study", DEMO_STUDY_UID, "127.0.0.1", "success")
+        assert datetime.fromisoformat(item["at"]) == datetime.fromisoformat(
+            item["detail"]["window"]["first"])
+        assert item["detail"]["instances"] == len(item["detail"]["instance_uids"])
+    by_ndi = await _search(client, world, user_id=world.user("NDI").id, action="dicomweb.")
+    assert [(e["action"], e["detail"]["requests"]) for e in by_ndi["items"]] == [
+        ("dicomweb.frames", 1)]
+    refused = [e for e in (await _search(client, world, action="dicomweb."))["items"]
+               if e["outcome"] != "success"]
+    assert [(e["action"], e["actor_id"], e["outcome"], e["detail"]["status"])
+            for e in refused] == [("dicomweb.metadata", None, "denied", 401)]
+    # The windows are found by the time of their first read.
+    first = min(datetime.fromisoformat(e["at"]) for e in frames["items"])
+    assert (await _search(client, world, action="dicomweb.frames",
+                          since=first.isoformat()))["total"] == frames["total"]
+    assert (await _search(client, world, action="dicomweb.frames",
+                          until=first.isoformat()))["total"] == 0
+
+    # Later reads are later events: what is in the trail is never rewritten.
+    before = (await db_state(world.settings))["audit_events"]
+    for url in urls:
+        assert (await client.get(url, headers=world.auth("BM"))).status == 200
+    after = await _read_events(world, lambda es: total(es, "requests") == 18)
+    assert total(after, "requests") == 18
+    assert set(before) < set((await db_state(world.settings))["audit_events"])
+
+
+async def test_reads_are_refused_while_their_audit_cannot_be_written(client, world):
+    _, urls = await _stored_study(world)
+    await _refuse_audit_inserts_of(world, "dicomweb.frames")
+    try:
+        # Accepted: its window waits in memory while the trail refuses it.
+        assert (await client.get(urls[0], headers=world.auth("BM"))).status == 200
+        await asyncio.sleep(STALL_S + 0.5)
+        r = await client.get(urls[1], headers=world.auth("BM"))
+        await error_of(r, 503, code="unavailable")
+        # Other reads neither: the trail as a whole is not being written.
+        r = await client.get(f"/dicomweb/studies/{DEMO_STUDY_UID}/metadata",
+                             headers=world.auth("NDI"))
+        await error_of(r, 503, code="unavailable")
+    finally:
+        await _drop_audit_failure(world)
+    events = await _read_events(world, lambda es: total(es, "requests") == 3)
+    assert sorted((e.action, e.outcome, e.detail["requests"], e.detail.get("status"))
+                  for e in events) == [
+        ("dicomweb.frames", "failure", 1, 503),
+        ("dicomweb.frames", "success", 1, None),  # the accepted read, not lost
+        ("dicomweb.metadata", "failure", 1, 503)]
+    assert (await client.get(urls[1], headers=world.auth("BM"))).status == 200

@@ -88,3 +88,42 @@ def test_every_revision_steps_down_and_up(empty_database: str) -> None:
     for expected in reversed(seen):
         migrate.upgrade(url, "+1")
         assert asyncio.run(_tables(url)) == expected
+
+
+async def _execute(url: str, *statements: str) -> list[tuple]:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            rows: list[tuple] = []
+            for statement in statements:
+                result = await conn.execute(text(statement))
+                rows = [tuple(r) for r in result] if result.returns_rows else []
+            return rows
+    finally:
+        await engine.dispose()
+
+
+def test_0007_fills_the_name_keys_of_studies_already_held(empty_database: str) -> None:
+    url = empty_database
+    migrate.upgrade(url, "0006")
+    columns = ("study_instance_uid, patient_id, patient_name, patient_birth_date, "
+               "patient_sex, study_date, study_time, accession_number, study_description, "
+               "referring_physician_name, study_id, created_at")
+    asyncio.run(_execute(
+        url,
+        f"INSERT INTO dicom_studies ({columns}) VALUES "
+        "('1.2.3.1', 'P1', 'Nguyễn^Thị Ánh', '', '', '', '', '', '', 'Đỗ^Văn Đạt', '', "
+        "'2026-01-01 00:00:00'), "
+        "('1.2.3.2', 'P2', '', '', '', '', '', '', '', '', '', '2026-01-01 00:00:00')",
+        "INSERT INTO dicom_series (series_instance_uid, study_id, modality, "
+        "series_description, body_part_examined) VALUES ('1.2.3.1.1', 1, 'CT', '', '')"))
+    migrate.upgrade(url)
+    assert asyncio.run(_execute(
+        url, "SELECT study_instance_uid, patient_name_search, referring_physician_search "
+             "FROM dicom_studies ORDER BY id")) == [
+        ("1.2.3.1", "nguyen thi anh", "do van dat"), ("1.2.3.2", "", "")]
+    # Down again with the studies (and a series pointing at one) still there.
+    migrate.downgrade(url, "0006")
+    assert asyncio.run(_execute(url, "SELECT patient_name FROM dicom_studies ORDER BY id")) == [
+        ("Nguyễn^Thị Ánh",), ("",)]
+    migrate.upgrade(url)

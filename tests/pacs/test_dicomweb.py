@@ -1,9 +1,11 @@
-"""DICOMweb over our store: QIDO-RS and WADO-RS, access by consultation, every read audited."""
+"""DICOMweb over our store: QIDO-RS and WADO-RS, access by consultation, every read and
+every refusal audited."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+from datetime import datetime, timedelta
 from email import message_from_bytes
 from email.policy import HTTP
 
@@ -16,12 +18,13 @@ from pydicom.data import get_testdata_file
 from sqlalchemy import select
 
 from app.db.engine import create_engine, session_factory
-from app.db.models import AuditEvent
 from app.demo import DEMO_STUDY_UID
+from app.dicomweb.refusals import route_action
 from app.pacs.ingest import ingest
 from app.pacs.models import DicomInstance
 from app.pacs.store import store_root
 from app.pacs.synth import Patient, series, store_series
+from tests.pacs.trail import dicomweb_events, total
 
 OTHER_STUDY = "1.2.826.0.1.3680043.9.7777.1"
 
@@ -128,16 +131,90 @@ async def test_refusals(client, world, stored):
         assert r.status == status, bad
 
 
-async def test_every_read_is_audited(client, world, stored):
+async def test_reads_are_audited_per_reader_study_and_window(client, world, stored):
     await qido(client, world, "BM")
-    await qido(client, world, "BM", f"/dicomweb/studies/{DEMO_STUDY_UID}/metadata")
-    async with stored() as session:
-        events = list(await session.scalars(
-            select(AuditEvent).where(AuditEvent.action.like("dicomweb.%"))))
-    assert [(e.action, e.object_id, e.actor_id) for e in events] == [
-        ("dicomweb.search_studies", DEMO_STUDY_UID, world.user("BM").id),
-        ("dicomweb.metadata", DEMO_STUDY_UID, world.user("BM").id)]
+    meta = await qido(client, world, "BM", f"/dicomweb/studies/{DEMO_STUDY_UID}/metadata")
+    urls = [f"/dicomweb/studies/{DEMO_STUDY_UID}/series/{m['0020000E']['Value'][0]}/"
+            f"instances/{m['00080018']['Value'][0]}/frames/1" for m in meta]
+    for _ in range(10):  # a viewer scrolling the three slices back and forth
+        for url in urls:
+            r = await client.get(url, headers=world.auth("BM"))
+            assert r.status == 200
+    events = await dicomweb_events(stored, lambda es: total(
+        [e for e in es if e.action == "dicomweb.frames"], "requests") == 30)
+    bm = world.user("BM")
+    assert {(e.action, e.object_id, e.actor_id, e.actor_email, e.client_addr, e.outcome)
+            for e in events} == {
+        (action, DEMO_STUDY_UID, bm.id, bm.email, "127.0.0.1", "success")
+        for action in ("dicomweb.search_studies", "dicomweb.metadata", "dicomweb.frames")}
+    frames = [e for e in events if e.action == "dicomweb.frames"]
+    # 30 frames served: a handful of windows, not a row each, which add up to every read.
+    assert len(frames) < 10
+    assert total(frames, "requests") == total(frames, "frames") == 30
+    assert set().union(*(e.detail["instance_uids"] for e in frames)) == {
+        m["00080018"]["Value"][0] for m in meta}
+    for e in frames:
+        assert e.detail["instances"] == len(e.detail["instance_uids"])
+        first, last = (datetime.fromisoformat(e.detail["window"][k]) for k in ("first", "last"))
+        assert e.at == first <= last <= first + timedelta(seconds=1)
+    [metadata] = [e for e in events if e.action == "dicomweb.metadata"]
+    assert (metadata.detail["requests"], metadata.detail["instances"]) == (1, 3)
+
+
+async def test_refused_and_failed_reads_are_audited(client, world, stored):
+    series_uid = (await qido(client, world, "BM", f"/dicomweb/studies/{DEMO_STUDY_UID}/series"
+                             ))[0]["0020000E"]["Value"][0]
+    asked = [
+        ("GET", "/dicomweb/studies", None, 401),
+        ("GET", f"/dicomweb/studies/{OTHER_STUDY}/metadata", "NDI", 404),  # not permitted
+        ("GET", f"/dicomweb/studies/{OTHER_STUDY}/metadata", "NDI", 404),  # twice
+        ("GET", "/dicomweb/studies/1.2.3.4/series", "NDI", 404),  # unknown
+        ("GET", f"/dicomweb/studies/{DEMO_STUDY_UID}/series/{series_uid}/instances/4.5/"
+                "frames/1,2", "BM", 404),
+        ("GET", f"/dicomweb/studies/{OTHER_STUDY}/series/{series_uid}/instances/4.5/"
+                "rendered", "NDI", 404),
+        ("GET", "/dicomweb/series?StudyDate=2026", "BM", 400),
+        ("POST", "/dicomweb/studies", "NDI", 403),
+    ]
+    for method, path, who, status in asked:
+        r = await client.request(method, path, headers=world.auth(who) if who else {})
+        assert r.status == status, (path, await r.text())
+    body = b"--b\r\nContent-Type: application/dicom\r\n\r\nnot dicom\r\n--b--\r\n"
+    r = await client.post(f"/dicomweb/studies/{DEMO_STUDY_UID}", data=body, headers={
+        **world.auth("coordinator"),
+        "Content-Type": 'multipart/related; type="application/dicom"; boundary=b'})
+    assert r.status == 409
+
+    events = await dicomweb_events(stored, lambda es: total(
+        [e for e in es if e.outcome != "success"], "requests") == 9)
+    refused = {(e.action, e.actor_email, e.object_id, e.outcome, e.detail["status"],
+                e.detail["reason"], e.detail["requests"])
+               for e in events if e.outcome != "success"}
+    ndi, bm = world.user("NDI").email, world.user("BM").email
+    assert refused == {
+        ("dicomweb.search_studies", "", "", "denied", 401, "missing bearer token", 1),
+        ("dicomweb.metadata", ndi, OTHER_STUDY, "denied", 404,
+         "not permitted: answered as an unknown study", 2),
+        ("dicomweb.search_series", ndi, "1.2.3.4", "failure", 404, "study not found", 1),
+        ("dicomweb.frames", bm, DEMO_STUDY_UID, "failure", 404, "instance not found", 1),
+        ("dicomweb.rendered", ndi, OTHER_STUDY, "denied", 404,
+         "not permitted: answered as an unknown study", 1),
+        ("dicomweb.search_series", bm, "", "failure", 400,
+         "bad StudyDate match '2026': use YYYYMMDD or a range YYYYMMDD-YYYYMMDD", 1),
+        ("dicomweb.store", ndi, "", "denied", 403,
+         "storing studies is for coordinators and admins", 1),
+        ("dicomweb.store", world.user("coordinator").email, DEMO_STUDY_UID, "failure", 409,
+         "0xC000 cannot understand", 1),
+    }
+    by_action = {e.action: e for e in events if e.outcome != "success"}
+    frames = by_action["dicomweb.frames"]
+    assert (frames.detail["asked_series"], frames.detail["asked_instance"],
+            frames.detail["asked_frames"]) == ([series_uid], ["4.5"], ["1,2"])
+    [bad_search] = [e for e in events if e.detail.get("status") == 400]
+    assert bad_search.detail["query"] == ["StudyDate=2026"]
     assert all(e.client_addr == "127.0.0.1" for e in events)
+    # Nothing of the refused studies was read: no success event names them.
+    assert not [e for e in events if e.outcome == "success" and e.object_id != DEMO_STUDY_UID]
 
 
 async def test_dicomweb_client_package_reads_our_server(client, world, stored):
@@ -226,7 +303,7 @@ async def test_stow_rs_stores_through_the_same_ingest(client, world, stored):
 
 @pytest.mark.parametrize("params,field", [
     ({"limit": "x"}, "limit"), ({"limit": "0"}, "limit"), ({"limit": "100000"}, "limit"),
-    ({"offset": "-1"}, "limit"), ({"StudyDate": "2026-11-20"}, None),
+    ({"offset": "-1"}, "offset"), ({"StudyDate": "2026-11-20"}, None),
     ({"StudyDate": "20261120-20261301"}, None), ({"NoSuchKey": "1"}, "NoSuchKey"),
     ({"SOPInstanceUID": "1.2"}, "SOPInstanceUID"),
 ])
@@ -283,3 +360,31 @@ async def test_stow_reports_an_object_the_database_refused_as_a_failure(client, 
     assert (await r.json())["00081198"]["Value"][0]["00081197"]["Value"] == [0x0110]
     study_dir = store_root(world.settings.data_dir) / "1.2.826.0.1.3680043.9.7777.57"
     assert not study_dir.exists() or not [p for p in study_dir.rglob("*") if p.is_file()]
+
+
+async def test_a_refusal_is_audited_under_the_action_its_route_reads_as(client):
+    """What the refusal middleware names each route is what that route's reads are
+    audited as, so the trail shows a route's refusals and reads under one action."""
+    named = {(route.method, route.resource.canonical): route_action(
+        route.method, route.resource.canonical) for route in client.app.router.routes()
+        if route.resource is not None and route.resource.canonical.startswith("/dicomweb")}
+    study = "/dicomweb/studies/{study}"
+    instance = study + "/series/{series}/instances/{instance}"
+    assert {key: named[key] for key in [
+        ("GET", "/dicomweb/studies"), ("GET", "/dicomweb/series"),
+        ("GET", "/dicomweb/instances"), ("GET", study + "/series"),
+        ("GET", study + "/series/{series}/instances"), ("GET", study), ("GET", instance),
+        ("GET", study + "/metadata"), ("GET", instance + "/frames/{frames}"),
+        ("GET", instance + "/frames/{frames}/rendered"), ("GET", study + "/thumbnail"),
+        ("POST", study)]} == {
+        ("GET", "/dicomweb/studies"): "dicomweb.search_studies",
+        ("GET", "/dicomweb/series"): "dicomweb.search_series",
+        ("GET", "/dicomweb/instances"): "dicomweb.search_instances",
+        ("GET", study + "/series"): "dicomweb.search_series",
+        ("GET", study + "/series/{series}/instances"): "dicomweb.search_instances",
+        ("GET", study): "dicomweb.retrieve", ("GET", instance): "dicomweb.retrieve",
+        ("GET", study + "/metadata"): "dicomweb.metadata",
+        ("GET", instance + "/frames/{frames}"): "dicomweb.frames",
+        ("GET", instance + "/frames/{frames}/rendered"): "dicomweb.rendered",
+        ("GET", study + "/thumbnail"): "dicomweb.thumbnail",
+        ("POST", study): "dicomweb.store"}

@@ -1,5 +1,8 @@
 """Every storable image among pydicom's test files, pushed by storescu in its own transfer
-syntax, comes back through WADO-RS frames as the pixels pydicom decodes from the file."""
+syntax, comes back through WADO-RS frames as the pixels pydicom decodes from the file: in
+uncompressed form, in each lossless syntax the server encodes (decoded here by pylibjpeg's
+OpenJPEG and libjpeg, not by the imagecodecs that encoded them), and as stored with
+``transfer-syntax=*``."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_files
 from pydicom.datadict import tag_for_keyword
+from pydicom.encaps import generate_frames
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder, pixel_array
@@ -24,6 +28,7 @@ from sqlalchemy import select
 
 from app.pacs.models import DicomInstance
 from tests.conftest import fresh_database
+from tests.pacs.frames import IMAGE_PIXEL, decode_served
 from tests.pacs.test_scp import open_scp, run, storescu
 
 # The storescu option that proposes each transfer syntax (the compressed ones together with
@@ -67,9 +72,27 @@ REFUSED = {
 }
 
 STORAGE_CLASSES = {c.abstract_syntax for c in AllStoragePresentationContexts}
-IMAGE_PIXEL = ("Rows", "Columns", "SamplesPerPixel", "BitsAllocated", "BitsStored", "HighBit",
-               "PixelRepresentation", "PhotometricInterpretation", "PlanarConfiguration")
 FRAMES_ACCEPT = 'multipart/related; type="application/octet-stream"'
+# Each encoding asked alone: the part must come back in exactly that syntax.
+ENCODED_ACCEPTS = {
+    "1.2.840.10008.1.2.4.201": 'multipart/related; type="image/jphc"',
+    "1.2.840.10008.1.2.4.202":
+        'multipart/related; type="image/jphc"; transfer-syntax=1.2.840.10008.1.2.4.202',
+    "1.2.840.10008.1.2.4.80": 'multipart/related; type="image/jls"',
+    "1.2.840.10008.1.2.4.90": 'multipart/related; type="image/jp2"',
+}
+AS_STORED = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+# What no lossless JPEG syntax holds: the server refuses (406) rather than send another.
+NOT_ENCODABLE = {
+    "liver.dcm": "1-bit segmentation", "liver_1frame.dcm": "1-bit",
+    "liver_expb.dcm": "1-bit", "liver_expb_1frame.dcm": "1-bit",
+    "SC_rgb_32bit.dcm": "32-bit", "SC_rgb_32bit_2frame.dcm": "32-bit",
+    "rtdose.dcm": "32-bit", "rtdose_1frame.dcm": "32-bit", "rtdose_rle.dcm": "32-bit",
+    "rtdose_rle_1frame.dcm": "32-bit", "rtdose_expb_1frame.dcm": "32-bit",
+    "rtdose_expb.dcm": "32-bit", "SC_rgb_rle_32bit.dcm": "32-bit",
+    "SC_rgb_rle_32bit_2frame.dcm": "32-bit", "SC_rgb_expb_32bit.dcm": "32-bit",
+    "SC_rgb_expb_32bit_2frame.dcm": "32-bit",
+}
 
 
 @dataclass(frozen=True)
@@ -187,22 +210,71 @@ def _served_as_pydicom_reads_it(frame: bytes, meta: dict[str, Any],
     return pixel_array(ds)
 
 
-async def _check(client: Any, auth: dict[str, str], file: PushedFile, original: PushedFile
-                 ) -> str | None:
-    """What is wrong with the served frames of ``file``, or None."""
+async def _served(client: Any, auth: dict[str, str], file: PushedFile, accept: str
+                  ) -> tuple[str, dict[str, Any], list[bytes]] | str:
+    """The metadata, the part type and the frames served for ``accept``, or what failed."""
     instance = (f"/dicomweb/studies/{file.study}/series/{file.series}/instances/{file.sop}")
     r = await client.get(instance + "/metadata", headers=auth)
     if r.status != 200:
         return f"metadata {r.status}: {await r.text()}"
     (meta,) = await r.json()
     numbers = ",".join(str(n) for n in range(1, file.frames + 1))
-    r = await client.get(f"{instance}/frames/{numbers}",
-                         headers={**auth, "Accept": FRAMES_ACCEPT})
+    r = await client.get(f"{instance}/frames/{numbers}", headers={**auth, "Accept": accept})
     if r.status != 200:
         return f"frames {r.status}: {await r.text()}"
-    served = _parts(await r.read(), r.headers["Content-Type"])
+    body = await r.read()
+    types = {line.split(b":", 1)[1].strip().decode() for line in body.split(b"\r\n")
+             if line.lower().startswith(b"content-type:")}
+    if len(types) != 1:
+        return f"parts of several types: {types}"
+    served = _parts(body, r.headers["Content-Type"])
     if len(served) != file.frames:
         return f"{len(served)} frames served of {file.frames}"
+    return types.pop(), meta, served
+
+
+async def _check_encoded(client: Any, auth: dict[str, str], file: PushedFile,
+                         original: PushedFile, syntax: str) -> str | None:
+    """What is wrong with the frames of ``file`` served in ``syntax``, or None."""
+    got = await _served(client, auth, file, ENCODED_ACCEPTS[syntax])
+    if isinstance(got, str):
+        return got
+    part_type, meta, served = got
+    if not part_type.endswith(f"; transfer-syntax={syntax}"):
+        return f"asked {syntax}, the part says {part_type}"
+    source = pydicom.dcmread(original.path)
+    decoder = get_decoder(original.transfer_syntax)
+    for index in range(len(served)):
+        expected, _ = decoder.as_array(source, index=index, raw=True)
+        attributes = {k: _meta_value(meta, k) for k in IMAGE_PIXEL}
+        if not np.array_equal(decode_served(attributes, syntax, served[index]), expected):
+            return f"frame {index + 1} in {syntax} differs from pydicom's decoding"
+    return None
+
+
+async def _check_as_stored(client: Any, auth: dict[str, str], file: PushedFile,
+                           original: PushedFile) -> str | None:
+    """A compressed file's frames with ``transfer-syntax=*``: its own bytes, labelled."""
+    got = await _served(client, auth, file, AS_STORED)
+    if isinstance(got, str):
+        return got
+    part_type, _, served = got
+    if part_type != f"application/octet-stream; transfer-syntax={original.transfer_syntax}":
+        return f"as stored, the part says {part_type}"
+    source = pydicom.dcmread(original.path)
+    own = list(generate_frames(source.PixelData, number_of_frames=file.frames))
+    if served != own:
+        return "the stored frames were not served as they lie"
+    return None
+
+
+async def _check(client: Any, auth: dict[str, str], file: PushedFile, original: PushedFile
+                 ) -> str | None:
+    """What is wrong with the served frames of ``file``, or None."""
+    got = await _served(client, auth, file, FRAMES_ACCEPT)
+    if isinstance(got, str):
+        return got
+    _, meta, served = got
     source = pydicom.dcmread(original.path)
     decoder = get_decoder(original.transfer_syntax)
     for index, frame in enumerate(served):
@@ -247,4 +319,17 @@ async def test_every_storable_test_file_round_trips_through_wado_frames(
     auth = world.auth("admin")
     problems = {original.name: problem for file, original in pushed
                 if (problem := await _check(client, auth, file, original))}
+    assert {f.name for _, f in pushed} >= set(NOT_ENCODABLE), "a refused file is not pushed"
+    for file, original in pushed:
+        if original.transfer_syntax.is_compressed:
+            problem = await _check_as_stored(client, auth, file, original)
+            if problem:
+                problems[f"{original.name} as stored"] = problem
+        for syntax in ENCODED_ACCEPTS:
+            if original.name in NOT_ENCODABLE:
+                got = await _served(client, auth, file, ENCODED_ACCEPTS[syntax])
+                if not (isinstance(got, str) and got.startswith("frames 406")):
+                    problems[f"{original.name} in {syntax}"] = "not refused with 406"
+            elif problem := await _check_encoded(client, auth, file, original, syntax):
+                problems[f"{original.name} in {syntax}"] = problem
     assert not problems, "\n".join(f"{name}: {why}" for name, why in problems.items())
