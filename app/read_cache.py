@@ -46,7 +46,10 @@ class ReadCache:
                for o in (*session.new, *session.dirty, *session.deleted)):
             self.clear()
 
-    async def get(self, key: tuple[Any, ...], load: Callable[[], Awaitable[T]]) -> T:
+    async def get(self, key: tuple[Any, ...], load: Callable[[], Awaitable[T]],
+                  keep: Callable[[T], bool] = lambda _: True) -> T:
+        """The value for ``key``, loaded when missing or older than TTL_SECONDS; kept only
+        where ``keep`` says (e.g. found rows, when their absence may soon change)."""
         now = self._clock()
         hit = self._entries.get(key)
         if hit is not None and hit[0] > now:
@@ -55,7 +58,7 @@ class ReadCache:
         generation = self._generation
         value = await load()
         # A change committed while this loaded makes what it loaded stale: not kept.
-        if generation == self._generation:
+        if generation == self._generation and keep(value):
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
             self._entries[key] = (now + TTL_SECONDS, value)

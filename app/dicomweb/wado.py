@@ -25,7 +25,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import pixel_array
 from sqlalchemy import select
 
-from app.appkeys import FRAME_INDEXES, READ_SESSIONS, SETTINGS
+from app.appkeys import FRAME_INDEXES, READ_CACHE, READ_SESSIONS, SETTINGS
 from app.dicomweb import negotiation, render
 from app.dicomweb.access import caller, record_read, require_study
 from app.dicomweb.dicomjson import DICOM_JSON
@@ -113,9 +113,8 @@ def _multipart(parts: list[bytes], content_type: str) -> web.Response:
                    b"\r\n"]
     chunks.append(f"--{boundary}--\r\n".encode())
     media = content_type.split(";")[0]
-    response = web.Response(body=b"".join(chunks))
-    response.headers["Content-Type"] = (
-        f'multipart/related; type="{media}"; boundary={boundary}')
+    response = web.Response(body=b"".join(chunks), headers={
+        "Content-Type": f'multipart/related; type="{media}"; boundary={boundary}'})
     return response
 
 
@@ -124,16 +123,24 @@ async def _instances(request: web.Request, user: Any, study_uid: str,
                      ) -> list[tuple[DicomInstance, DicomSeries]]:
     async with request.app[READ_SESSIONS]() as session:
         study = await require_study(request, session, user, study_uid)
-        stmt = (select(DicomInstance, DicomSeries)
-                .join(DicomSeries, DicomSeries.id == DicomInstance.series_id)
-                .where(DicomSeries.study_id == study.id))
-        if series_uid is not None:
-            stmt = stmt.where(DicomSeries.series_instance_uid == series_uid)
-        if sop_uid is not None:
-            stmt = stmt.where(DicomInstance.sop_instance_uid == sop_uid)
-        rows = [(i, s) for i, s in (await session.execute(
-            stmt.order_by(DicomSeries.series_number, DicomInstance.instance_number,
-                          DicomInstance.id))).all()]
+
+        async def load() -> list[tuple[DicomInstance, DicomSeries]]:
+            stmt = (select(DicomInstance, DicomSeries)
+                    .join(DicomSeries, DicomSeries.id == DicomInstance.series_id)
+                    .where(DicomSeries.study_id == study.id))
+            if series_uid is not None:
+                stmt = stmt.where(DicomSeries.series_instance_uid == series_uid)
+            if sop_uid is not None:
+                stmt = stmt.where(DicomInstance.sop_instance_uid == sop_uid)
+            return [(i, s) for i, s in (await session.execute(
+                stmt.order_by(DicomSeries.series_number, DicomInstance.instance_number,
+                              DicomInstance.id))).all()]
+
+        if sop_uid is None:  # a series grows while it arrives: always read
+            rows = await load()
+        else:  # a stored instance never changes: one frame after another costs no query
+            rows = await request.app[READ_CACHE].get(
+                ("instance", study.id, series_uid, sop_uid), load, keep=bool)
     if not rows:
         raise not_found("series" if sop_uid is None else "instance")
     return rows
