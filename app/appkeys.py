@@ -20,7 +20,7 @@ READ_SESSIONS = web.AppKey("read_sessions", async_sessionmaker[AsyncSession])
 # Tells a consultation's live room of a change made through the REST API (the record saved,
 # say): room id, event name, payload. Set by the signaling layer.
 RoomNotify = Callable[[int, str, dict[str, Any]], Awaitable[None]]
-ROOM_NOTIFY = web.AppKey("room_notify", RoomNotify)
+ROOM_NOTIFY: web.AppKey[RoomNotify] = web.AppKey("room_notify")
 # Frame indexes per instance and encoding, built once even under concurrent requests.
 FRAME_INDEXES = web.AppKey("frame_indexes", FrameIndexes)
 # Accounts and study access of DICOMweb readers, kept a few seconds (app/read_cache.py).

@@ -24,9 +24,9 @@ from app.appkeys import READ_SESSIONS, SETTINGS
 from app.errors import forbidden, unauthorized
 from app.pacs.models import DicomInstance, ImportJob
 from signaling.media_router import MediaRouter
+from signaling.nodes import worker_id
 from signaling.server import HUB
 from signaling.stats import media_figures
-from signaling.workers import worker_id
 
 
 class _Families(Collector):

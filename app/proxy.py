@@ -13,13 +13,15 @@ from collections.abc import Awaitable, Callable
 from ipaddress import IPv4Network, IPv6Network, ip_address
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from aiohttp_remotes import XForwardedFiltered
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def forwarded_middleware(
-        proxies: tuple[IPv4Network | IPv6Network, ...]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    proxies: tuple[IPv4Network | IPv6Network, ...],
+) -> Middleware:
     # XForwardedFiltered picks the right-most address not of a trusted proxy from the
     # header; it does not look at who sent the request, which is checked here first.
     forwarded = XForwardedFiltered(set(proxies))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from app.api import routes
 from app.appkeys import ENGINE, READ_SESSIONS, SESSIONS, SETTINGS
@@ -23,7 +24,7 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(settings: Settings) -> web.Application:
-    middlewares = [compression_middleware, error_middleware]
+    middlewares: list[Middleware] = [compression_middleware, error_middleware]
     if settings.trusted_proxies:
         middlewares.insert(0, forwarded_middleware(settings.trusted_proxies))
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)

@@ -38,7 +38,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 from aiortc import RTCRtpCodecParameters
@@ -297,7 +297,7 @@ def per_thousand(cpu: float, frames: int) -> float:
     return 1000 * cpu / frames if frames else float("nan")
 
 
-def report(args: argparse.Namespace, baseline: Optional[dict[str, float]],
+def report(args: argparse.Namespace, baseline: dict[str, float] | None,
            home: dict[str, float], mirror: dict[str, Any]) -> None:
     delays_ms = mirror["delays"] * 1000
     pct = (lambda q: float(np.percentile(delays_ms, q))) if len(delays_ms) else (lambda q: 0.0)
@@ -331,7 +331,7 @@ def report(args: argparse.Namespace, baseline: Optional[dict[str, float]],
 async def run(args: argparse.Namespace) -> None:
     address = f"\0bench-relay-{os.getpid()}"
     home = Worker("home", args.loop, address=address, videos=args.videos, audios=args.audios)
-    mirror: Optional[Worker] = None
+    mirror: Worker | None = None
     try:
         await home.call("start")
         baseline = None

@@ -288,7 +288,7 @@ def measure(browsers: list[Browser], launch: Any, url: str, args: argparse.Names
                for n, p in pages.items()}
     assert len(keys) == len(expected), (keys, expected)
     lat: dict[tuple[str, str], list[float]] = {}
-    for (kind, attr, value), (_, t_key) in zip(expected, keys):
+    for (kind, attr, value), (_, t_key) in zip(expected, keys, strict=False):
         for n in pages:
             seen = next(t for a, v, t in changes[n] if a == attr and v == value and t >= t_key)
             lat.setdefault((n, kind), []).append(seen - t_key)

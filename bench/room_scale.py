@@ -54,7 +54,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import av
 import numpy as np
@@ -153,7 +153,7 @@ ServerSample = dict[str, Any]
 
 
 def server_sample(packets: int,
-                  forwarding: Optional[dict[StreamKey, tuple[bool, int]]] = None,
+                  forwarding: dict[StreamKey, tuple[bool, int]] | None = None,
                   relay_dropped: int = 0) -> ServerSample:
     """This process's CPU now, with the given counters."""
     cpu = os.times()
@@ -167,13 +167,13 @@ class SfuSide:
 
     def __init__(self, mode: str, room_size: int, role: ServerRole = "single",
                  relay_address: str = "") -> None:
-        self.room: Optional[Room] = None
+        self.room: Room | None = None
         self.config = forward_everything(room_size) if base_mode(mode) == "all" else SfuConfig()
         if base_mode(mode) in ("all", "policy"):
             self.room = Room("bench", self.config)
         self.role, self.relay_address = role, relay_address
-        self.relay_server: Optional[RelayServer] = None
-        self.mirror: Optional[RoomMirror] = None
+        self.relay_server: RelayServer | None = None
+        self.mirror: RoomMirror | None = None
         self.relay = MediaRelay()
         self.published: dict[str, list[MediaStreamTrack]] = {}
         self.pcs: dict[str, RTCPeerConnection] = {}
@@ -513,7 +513,8 @@ async def measure(peers: list[Worker], publishers: int, observers: int, seconds:
     per_subscriber = streams_per_subscriber(forwarded_at_end)
     cores = (s1["cpu"] - s0["cpu"]) / wall
     # Spread modes: each process's cores (home, mirror); empty for one process.
-    part_cores = [(b - a) / wall for a, b in zip(s0.get("parts", []), s1.get("parts", []))]
+    part_cores = [(b - a) / wall
+                  for a, b in zip(s0.get("parts", []), s1.get("parts", []), strict=False)]
     return {
         "publishers": publishers, "observers": observers,
         "subscribed": len(subscribed), "forwarded": forwarded_streams,

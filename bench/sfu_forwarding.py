@@ -35,7 +35,6 @@ import subprocess
 import sys
 import time
 from multiprocessing.connection import Connection
-from typing import Optional
 
 import av
 import numpy as np
@@ -76,7 +75,7 @@ def sfu_process(conn: Connection, loop_name: LoopName) -> None:
 async def _serve(conn: Connection) -> None:
     room = Room("bench", forward_everything(1))
     loop = asyncio.get_running_loop()
-    profile: Optional[cProfile.Profile] = None
+    profile: cProfile.Profile | None = None
     while True:
         command, *args = await loop.run_in_executor(None, conn.recv)
         if command == "quit":
@@ -147,7 +146,7 @@ class Callgrind:
 
 
 class SfuClient:
-    def __init__(self, loop_name: LoopName, executable: Optional[str] = None) -> None:
+    def __init__(self, loop_name: LoopName, executable: str | None = None) -> None:
         ctx = multiprocessing.get_context("spawn")
         if executable is not None:
             ctx.set_executable(executable)
@@ -230,12 +229,12 @@ class CountingSubscriber:
 def udp_counters() -> dict[str, int]:
     with open("/proc/net/snmp") as f:
         rows = [line.split() for line in f if line.startswith("Udp:")]
-    return {k: int(v) for k, v in zip(rows[0][1:], rows[1][1:])}
+    return {k: int(v) for k, v in zip(rows[0][1:], rows[1][1:], strict=True)}
 
 
 async def run_one(n: int, frames: list[bytes], warmup: float, seconds: float,
-                  loop_name: LoopName, profile: Optional[str],
-                  callgrind: Optional[Callgrind]) -> dict[str, float]:
+                  loop_name: LoopName, profile: str | None,
+                  callgrind: Callgrind | None) -> dict[str, float]:
     sfu = SfuClient(loop_name, callgrind.executable if callgrind else None)
     publisher = RTCPeerConnection(rtc_configuration(()))
     subscribers = [CountingSubscriber() for _ in range(n)]
@@ -268,7 +267,7 @@ async def run_one(n: int, frames: list[bytes], warmup: float, seconds: float,
         instructions = callgrind.total(sfu.pid) if callgrind is not None else 0
         udp1 = udp_counters()
         wall = t1 - t0
-        fps = [(s.frames - f0) / wall for s, f0 in zip(subscribers, frames0)]
+        fps = [(s.frames - f0) / wall for s, f0 in zip(subscribers, frames0, strict=True)]
         return {
             "n": n,
             "cpu_pct": 100 * (cpu1 - cpu0) / wall,

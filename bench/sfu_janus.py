@@ -9,6 +9,7 @@ the two servers per forwarded stream compares like with like.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import shutil
@@ -214,10 +215,9 @@ async def run_janus_room(publishers: int, observers: int, seconds: float,
             (folder / "janus.log").read_text().splitlines()[-25:]))
         raise
     finally:
-        try:
+        # Janus may already be gone; it is killed below either way.
+        with contextlib.suppress(Exception):
             await asyncio.wait_for(session.close(), 5)
-        except Exception:  # Janus may already be gone; it is killed below either way
-            pass
         await http.close()
         for worker in peers:
             await worker.close()

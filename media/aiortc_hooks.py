@@ -66,7 +66,7 @@ import struct
 import time
 import traceback
 from collections.abc import Callable, Coroutine
-from typing import Any, Optional, Protocol
+from typing import Any, Protocol
 
 import aioice
 import aioice.ice
@@ -78,9 +78,10 @@ from aiortc import sdp as aiortc_sdp
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtcrtpsender import RTP_HISTORY_SIZE, random_sequence_number
+from aiortc.rtcrtpsender import random_sequence_number
 from aiortc.rtp import (
     RTCP_PSFB_APP,
+    RTP_HISTORY_SIZE,
     HeaderExtensions,
     HeaderExtensionsMap,
     RtcpPsfbPacket,
@@ -179,7 +180,7 @@ class _FrameSink:
         self._on_end = on_end
         self._ended = False
 
-    def put(self, item: Optional[tuple[RTCRtpCodecParameters, object]]) -> None:
+    def put(self, item: tuple[RTCRtpCodecParameters, object] | None) -> None:
         # Called on the event loop by _handle_rtp_packet, so frames are forwarded
         # in the same loop iteration that completed them: no thread hop.
         if item is None:
@@ -307,7 +308,7 @@ class _Packer:
         self._codec_name = codec_name.upper()
         self._picture_id = random.randrange(_PICTURE_ID_MODULO)
 
-    def pack(self, packet: av.Packet) -> tuple[list[bytes], int]:
+    def pack(self, packet: "av.Packet[Any]") -> tuple[list[bytes], int]:
         data = bytes(packet)
         if self._codec_name == "VP8":
             payloads = Vp8Encoder._packetize(data, self._picture_id)
@@ -316,8 +317,10 @@ class _Packer:
             payloads = H264Encoder._packetize(H264Encoder._split_bitstream(data))
         else:
             payloads = [data]
-        # The packet's pts is already in RTP clock units (time_base 1/clockRate).
-        return payloads, int(packet.pts)
+        # The packet's pts is already in RTP clock units (time_base 1/clockRate); the
+        # forwarder sets it on every packet it makes.
+        assert packet.pts is not None
+        return payloads, packet.pts
 
 
 def install_packer(sender: RTCRtpSender, codec_name: str) -> None:
@@ -371,14 +374,14 @@ class RtpWriter:
     configures both once, in ``send()``, before its RTP loop starts).
     """
 
-    def __init__(self, extensions_map: HeaderExtensionsMap, mid: Optional[str], ssrc: int) -> None:
+    def __init__(self, extensions_map: HeaderExtensionsMap, mid: str | None, ssrc: int) -> None:
         self._ssrc = ssrc
         low = self._block(extensions_map, mid, 0)
         high = self._block(extensions_map, mid, _ABS_SEND_TIME_MAX)
         if low == high:  # abs-send-time not negotiated
             self._prefix, self._suffix, self._abs_send_time = low, b"", False
         else:
-            at = next(i for i, (a, b) in enumerate(zip(low, high)) if a != b)
+            at = next(i for i, (a, b) in enumerate(zip(low, high, strict=False)) if a != b)
             if low[at:at + 3] != b"\0\0\0" or low[at + 3:] != high[at + 3:]:
                 raise RuntimeError("unexpected abs-send-time layout in aiortc's extension block")
             self._prefix, self._suffix, self._abs_send_time = low[:at], low[at + 3:], True
@@ -386,7 +389,7 @@ class RtpWriter:
 
     @staticmethod
     def _block(
-        extensions_map: HeaderExtensionsMap, mid: Optional[str], abs_send_time: int
+        extensions_map: HeaderExtensionsMap, mid: str | None, abs_send_time: int
     ) -> bytes:
         profile, value = extensions_map.set(HeaderExtensions(mid=mid, abs_send_time=abs_send_time))
         if not value:
@@ -434,7 +437,7 @@ async def _run_rtp(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -> None:
     state = sender.__dict__
     state[_STARTED].set()
     history: dict[int, RtpPacket] = state[_HISTORY]
-    mid: Optional[str] = state[_MID]
+    mid: str | None = state[_MID]
     ssrc = sender._ssrc
     writer = RtpWriter(state[_EXTENSIONS_MAP], mid, ssrc)
     payload_type = codec.payloadType
@@ -507,7 +510,7 @@ def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
 _stock_get_host_addresses = aioice.ice.get_host_addresses
 
 
-def set_host_addresses(addresses: Optional[list[str]]) -> None:
+def set_host_addresses(addresses: list[str] | None) -> None:
     """Make aioice gather host candidates on exactly ``addresses`` (None: its own discovery)."""
     if addresses is None:
         aioice.ice.get_host_addresses = _stock_get_host_addresses

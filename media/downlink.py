@@ -7,7 +7,6 @@ simulcast, no SVC, no transcoding here), so a weak downlink gets fewer streams.
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Optional
 
 from .config import SfuConfig
 from .policy import LINK_STATES, LinkState
@@ -18,11 +17,11 @@ class LinkSample:
     """One look at a subscriber's downlink, from its RTCP."""
 
     #: Worst receiver-report loss fraction (0..1) over the forwarded streams; None before any RR.
-    fraction_lost: Optional[float]
+    fraction_lost: float | None
     #: Worst round-trip time over the forwarded streams; None before any RR.
-    rtt_s: Optional[float]
+    rtt_s: float | None
     #: The subscriber's REMB estimate for the forwarded videos; None if it sends none.
-    remb_bps: Optional[int]
+    remb_bps: int | None
     #: What the SFU forwarded to it as video over the last seconds.
     video_bps: float
 
@@ -31,7 +30,7 @@ class LinkSample:
 _MIN_VIDEO_BPS_FOR_REMB = 100_000
 
 
-def classify(sample: LinkSample, config: SfuConfig, trust_remb: bool = True) -> Optional[bool]:
+def classify(sample: LinkSample, config: SfuConfig, trust_remb: bool = True) -> bool | None:
     """True: good, False: bad, None: neither (keeps the current state)."""
     loss, rtt = sample.fraction_lost, sample.rtt_s
     remb_low = (
@@ -44,7 +43,9 @@ def classify(sample: LinkSample, config: SfuConfig, trust_remb: bool = True) -> 
         rtt is not None and rtt >= config.degrade_rtt_s
     ):
         return False
-    if (loss is None or loss <= config.recover_loss) and (rtt is None or rtt <= config.recover_rtt_s):
+    if (loss is None or loss <= config.recover_loss) and (
+        rtt is None or rtt <= config.recover_rtt_s
+    ):
         return True
     return None
 
@@ -105,7 +106,7 @@ class RembTracker:
     def add(self, bitrate: int, ssrcs: list[int]) -> None:
         self._latest[frozenset(ssrcs)] = (bitrate, self._clock())
 
-    def estimate(self, active_ssrcs: set[int]) -> Optional[int]:
+    def estimate(self, active_ssrcs: set[int]) -> int | None:
         """Sum of recent REMBs that cover at least one SSRC still being forwarded."""
         cutoff = self._clock() - self._max_age
         self._latest = {k: v for k, v in self._latest.items() if v[1] >= cutoff}

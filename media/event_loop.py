@@ -8,7 +8,7 @@ share of every packet. Nothing in ``media`` depends on which loop runs it.
 import asyncio
 import importlib.util
 from collections.abc import Coroutine
-from typing import Any, Literal, Optional, TypeVar
+from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -25,7 +25,7 @@ def default_name() -> LoopName:
     return "uvloop" if uvloop_available() else "asyncio"
 
 
-def new_event_loop(name: Optional[LoopName] = None) -> asyncio.AbstractEventLoop:
+def new_event_loop(name: LoopName | None = None) -> asyncio.AbstractEventLoop:
     """A new loop: ``name`` if given, else :func:`default_name`."""
     if name is None:
         name = default_name()
@@ -36,7 +36,7 @@ def new_event_loop(name: Optional[LoopName] = None) -> asyncio.AbstractEventLoop
     return asyncio.new_event_loop()
 
 
-def run(main: Coroutine[Any, Any, T], name: Optional[LoopName] = None) -> T:
+def run(main: Coroutine[Any, Any, T], name: LoopName | None = None) -> T:
     """``asyncio.run(main)`` on :func:`new_event_loop`."""
     with asyncio.Runner(loop_factory=lambda: new_event_loop(name)) as runner:
         return runner.run(main)

@@ -13,7 +13,7 @@ import datetime
 import fractions
 from collections import deque
 from collections.abc import Callable
-from typing import Optional
+from typing import Any
 
 import av
 from aiortc import MediaStreamTrack, RTCRtpCodecParameters, clock
@@ -22,7 +22,7 @@ from aiortc.mediastreams import MediaStreamError
 from .keyframes import KeyframeRequester, is_keyframe
 from .stats import InboundCounters, OutboundCounters, RateMeter
 
-_Item = tuple[av.Packet, bool]
+_Item = tuple["av.Packet[Any]", bool]
 #: ``tap(data, timestamp, keyframe)``: sees every frame a source fans out (the relay to
 #: other SFU workers, media/relay_home.py).
 FrameTap = Callable[[bytes, int, bool], None]
@@ -34,7 +34,7 @@ class _FrameQueue:
     def __init__(self, maxsize: int) -> None:
         self._items: deque[_Item] = deque()
         self._maxsize = maxsize
-        self._waiter: Optional[asyncio.Future[None]] = None
+        self._waiter: asyncio.Future[None] | None = None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -174,7 +174,7 @@ class OutboundTrack(MediaStreamTrack):
         self._attached = True
         #: When the policy last resumed this video (aiortc's clock): receiver reports
         #: from before describe the stream as it was then, not now.
-        self.resumed_at: Optional[datetime.datetime] = None
+        self.resumed_at: datetime.datetime | None = None
         source.add(self)
 
     @property
@@ -244,7 +244,7 @@ class OutboundTrack(MediaStreamTrack):
             self.source.remove(self)
             self._queue.clear()
 
-    async def recv(self) -> av.Packet:
+    async def recv(self) -> "av.Packet[Any]":
         if self.readyState != "live":
             raise MediaStreamError
         if not self._active and self._attached:

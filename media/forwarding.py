@@ -8,7 +8,7 @@ each publisher its REMB cap, and reports changes to the room's callbacks.
 import asyncio
 import logging
 from collections.abc import Iterable
-from typing import Optional, Protocol
+from typing import Protocol
 
 from .config import SfuConfig
 from .forwarder import Source
@@ -38,7 +38,7 @@ class PolicyHost(Protocol):
 
     def forwarding_changed(self, decision: ForwardingDecision) -> None: ...
 
-    def view_changed(self, presenter: Optional[str], speakers: list[str]) -> None: ...
+    def view_changed(self, presenter: str | None, speakers: list[str]) -> None: ...
 
 
 def _video_track(source: Source) -> VideoTrack:
@@ -54,12 +54,12 @@ class ForwardingController:
         self.speakers = ActiveSpeakers(
             config.speech_level, round(config.speaker_activation_s / config.policy_interval)
         )
-        self.presenter: Optional[str] = None
+        self.presenter: str | None = None
         #: Presenter and speakers come from another worker (:meth:`follow`), not from here.
         self.following = False
-        self._view: tuple[Optional[str], list[str]] = (None, [])
+        self._view: tuple[str | None, list[str]] = (None, [])
         self._decisions: dict[str, ForwardingDecision] = {}
-        self._task: Optional[asyncio.Task[None]] = None
+        self._task: asyncio.Task[None] | None = None
 
     def decision(self, participant_id: str) -> ForwardingDecision:
         # The room applies the policy whenever a participant joins, so every one has a decision.
@@ -85,7 +85,7 @@ class ForwardingController:
         if self.presenter == participant_id and not self.following:
             self.presenter = None
 
-    def follow(self, presenter: Optional[str], speakers: list[str]) -> None:
+    def follow(self, presenter: str | None, speakers: list[str]) -> None:
         """Rank videos by the presenter and speaker order of the room's home worker."""
         self.following = True
         self.presenter = presenter
@@ -151,7 +151,7 @@ class ForwardingController:
         samples = await asyncio.gather(
             *(p.sample_link() for p in participants), return_exceptions=True
         )
-        for participant, sample in zip(participants, samples):
+        for participant, sample in zip(participants, samples, strict=True):
             if isinstance(sample, BaseException):
                 continue  # left or closed while its stats were read
             if participant.downlink.update(sample):

@@ -8,7 +8,6 @@ relay in that direction. Candidates from clients are trickled in with
 """
 
 from dataclasses import dataclass
-from typing import Optional
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection
 
@@ -16,7 +15,7 @@ from . import aiortc_hooks
 from .errors import IceCandidateError
 
 
-def configure_host_addresses(addresses: Optional[list[str]]) -> None:
+def configure_host_addresses(addresses: list[str] | None) -> None:
     """Gather host candidates on exactly these local addresses, process-wide.
 
     aioice leaves 127.0.0.1 out of its own discovery, so on a loopback-only
@@ -44,11 +43,11 @@ class IceCandidate:
     """A remote candidate as a browser's ``RTCIceCandidate.toJSON()`` gives it."""
 
     candidate: str
-    sdpMid: Optional[str] = None
-    sdpMLineIndex: Optional[int] = None
+    sdpMid: str | None = None
+    sdpMLineIndex: int | None = None
 
 
-async def add_remote_candidate(pc: RTCPeerConnection, candidate: Optional[IceCandidate]) -> None:
+async def add_remote_candidate(pc: RTCPeerConnection, candidate: IceCandidate | None) -> None:
     """Apply a trickled candidate; ``None`` or an empty string ends the candidates.
 
     Under MAX_BUNDLE every transceiver shares one ICE transport, so the

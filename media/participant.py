@@ -8,9 +8,10 @@ connection and no method to make one, so nothing can be published through them.
 """
 
 import asyncio
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Optional, Protocol
+from typing import Literal, Protocol
 
 from aiortc import (
     RTCPeerConnection,
@@ -52,7 +53,7 @@ class Subscription:
     track_id: str
     kind: str
     #: The m-section on the subscribe connection; None until offered.
-    mid: Optional[str]
+    mid: str | None
 
 
 class RoomEvents(Protocol):
@@ -72,7 +73,7 @@ class RoomEvents(Protocol):
 @dataclass
 class _Outbound:
     track: OutboundTrack
-    transceiver: Optional[RTCRtpTransceiver] = None
+    transceiver: RTCRtpTransceiver | None = None
     removed: bool = False
 
 
@@ -91,7 +92,7 @@ class Participant:
         self.receives = receives
         self._config = config
         self._events = events
-        self._sub_pc: Optional[RTCPeerConnection] = None
+        self._sub_pc: RTCPeerConnection | None = None
         self._outbounds: dict[Source, _Outbound] = {}
         self._sub_lock = asyncio.Lock()
         self._negotiation_needed = False
@@ -148,8 +149,10 @@ class Participant:
         if self._negotiation_needed:
             self._schedule_notify()
 
-    async def add_ice_candidate(self, pc: PeerConnectionKind, candidate: Optional[IceCandidate]) -> None:
-        """Apply a client's trickled candidate to its ``pc`` connection (None: end of candidates)."""
+    async def add_ice_candidate(self, pc: PeerConnectionKind,
+                                candidate: IceCandidate | None) -> None:
+        """Apply a client's trickled candidate to its ``pc`` connection (None: end of
+        candidates)."""
         await add_remote_candidate(self._connection(pc), candidate)
 
     def subscriptions(self) -> list[Subscription]:
@@ -228,7 +231,9 @@ class Participant:
     def video_tracks(self) -> list[OutboundTrack]:
         """The published videos this participant is subscribed to."""
         return [
-            out.track for out in self._outbounds.values() if not out.removed and out.track.kind == "video"
+            out.track
+            for out in self._outbounds.values()
+            if not out.removed and out.track.kind == "video"
         ]
 
     async def sample_link(self) -> LinkSample:
@@ -355,10 +360,10 @@ class _InboundSlot:
 
     def __init__(self, receiver: RTCRtpReceiver) -> None:
         self.receiver = receiver
-        self.source: Optional[Source] = None
-        self.ssrc: Optional[int] = None
+        self.source: Source | None = None
+        self.ssrc: int | None = None
 
-    def media_ssrc(self) -> Optional[int]:
+    def media_ssrc(self) -> int | None:
         """The publisher's media SSRC: from the offer, else the one seen (may be RTX)."""
         if self.ssrc is not None:
             return self.ssrc
@@ -379,7 +384,7 @@ class Publisher(Participant):
         self, participant_id: str, config: SfuConfig, events: RoomEvents, *, receives: bool = True
     ) -> None:
         super().__init__(participant_id, config, events, receives=receives)
-        self._pub_pc: Optional[RTCPeerConnection] = None
+        self._pub_pc: RTCPeerConnection | None = None
         self._pub_lock = asyncio.Lock()
         self._slots: dict[str, _InboundSlot] = {}
         #: The REMB caps sent to this publisher.
@@ -425,7 +430,7 @@ class Publisher(Participant):
         ]
 
     def inbound_stats(self) -> list[dict[str, object]]:
-        result = []
+        result: list[dict[str, object]] = []
         for slot in self._slots.values():
             source = slot.source
             if source is None:
@@ -513,7 +518,8 @@ class Publisher(Participant):
                         receiver, lambda bps: self.bitrate.estimate(receiver, bps)
                     )
                 )
-            self._slots[transceiver.mid] = slot
+            # aiortc gives every transceiver its mid while applying the offer.
+            self._slots[str(transceiver.mid)] = slot
 
         return pc
 
@@ -535,7 +541,7 @@ class Publisher(Participant):
                     mid=media.rtp.muxId,
                     codec=sdp.negotiated_codec(answer, media.rtp.muxId),
                     keyframes=KeyframeRequester(
-                        lambda slot=slot: self._send_pli(slot),
+                        functools.partial(self._send_pli, slot),
                         self._config.keyframe_request_interval,
                     ),
                     rate_window=self._config.rate_window_seconds,

@@ -7,7 +7,7 @@ result (pause/resume outbound tracks, REMB caps).
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal
 
 from .config import SfuConfig
 
@@ -39,7 +39,7 @@ class ForwardingDecision:
     paused: tuple[VideoTrack, ...]
 
 
-def display_role(video: VideoTrack, presenter: Optional[str]) -> DisplayRole:
+def display_role(video: VideoTrack, presenter: str | None) -> DisplayRole:
     if video.screen_share:
         return "screen-share"
     if video.publisher_id == presenter:
@@ -56,7 +56,7 @@ def bitrate_cap(role: DisplayRole, config: SfuConfig) -> int:
 
 
 def rank_videos(
-    videos: Sequence[VideoTrack], presenter: Optional[str], speakers: Sequence[str]
+    videos: Sequence[VideoTrack], presenter: str | None, speakers: Sequence[str]
 ) -> list[VideoTrack]:
     """Room-wide priority: screen shares (the presenter's first), the presenter's
     camera, then cameras by how recently their publisher started speaking;
@@ -78,7 +78,7 @@ def rank_videos(
 def select_videos(
     ranked: Sequence[VideoTrack],
     subscriber_id: str,
-    presenter: Optional[str],
+    presenter: str | None,
     link: LinkState,
     config: SfuConfig,
 ) -> list[VideoTrack]:

@@ -11,7 +11,7 @@ presenting, who spoke last) comes with the frames; keyframe requests go back to 
 import asyncio
 import logging
 import socket
-from typing import Any, Optional
+from typing import Any
 
 from .config import SfuConfig
 from .errors import MediaError
@@ -78,7 +78,7 @@ class RoomMirror(RelayEnd):
     def __repr__(self) -> str:
         return f"<home {self.home} of room {self.room_id}>"
 
-    def connection_lost(self, exc: Optional[Exception]) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         was_closed, self.closed = self.closed, True
         self._end_all()
         if not was_closed:

@@ -12,11 +12,19 @@ from the mirrors and reach the publisher through the source's rate-limited reque
 import asyncio
 import logging
 import socket
-from typing import Any, Optional
+from typing import Any
 
 from .forwarder import FrameTap, Source
-from .relay_wire import Kind, Message, RelayEnd, RelayProtocolError, encode, encode_json
-from .relay_wire import frame_header, track_info
+from .relay_wire import (
+    Kind,
+    Message,
+    RelayEnd,
+    RelayProtocolError,
+    encode,
+    encode_json,
+    frame_header,
+    track_info,
+)
 from .room import Room
 
 logger = logging.getLogger(__name__)
@@ -35,10 +43,10 @@ class RelayServer:
         self.high_water = high_water
         #: Frames not sent to a lagging mirror, since start (all mirrors, ever).
         self.frames_dropped = 0
-        self._server: Optional[asyncio.AbstractServer] = None
+        self._server: asyncio.AbstractServer | None = None
         self._rooms: dict[int, Room] = {}
-        self._connected: set["_MirrorLink"] = set()
-        self._links: dict[int, set["_MirrorLink"]] = {}
+        self._connected: set[_MirrorLink] = set()
+        self._links: dict[int, set[_MirrorLink]] = {}
 
     async def start(self) -> None:
         """Listen; an address starting with NUL is in Linux's abstract namespace (no file
@@ -115,8 +123,8 @@ class _MirrorLink(RelayEnd):
     def __init__(self, server: RelayServer) -> None:
         super().__init__()
         self._server = server
-        self.room_id: Optional[int] = None
-        self._room: Optional[Room] = None
+        self.room_id: int | None = None
+        self._room: Room | None = None
         self._numbers: dict[Source, int] = {}
         self._by_number: dict[int, Source] = {}
         self._taps: dict[Source, FrameTap] = {}
@@ -128,7 +136,7 @@ class _MirrorLink(RelayEnd):
     def __repr__(self) -> str:
         return f"<mirror of room {self.room_id}>"
 
-    def connection_lost(self, exc: Optional[Exception]) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self._server._drop(self)
 
     def handle(self, message: Message) -> None:
@@ -181,7 +189,7 @@ class _MirrorLink(RelayEnd):
         source.remove_tap(self._taps.pop(source))
         self.write(encode(Kind.END, track=number))
 
-    def view_changed(self, presenter: Optional[str], speakers: list[str]) -> None:
+    def view_changed(self, presenter: str | None, speakers: list[str]) -> None:
         self.write(encode_json(Kind.VIEW, {"presenter": presenter, "speakers": speakers}))
 
     def _number(self) -> int:

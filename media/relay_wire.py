@@ -19,7 +19,7 @@ import os
 import socket
 import struct
 from enum import IntEnum
-from typing import Any, NamedTuple, Optional, cast
+from typing import Any, NamedTuple, cast
 
 from aiortc import RTCRtpCodecParameters
 from aiortc.rtcrtpparameters import RTCRtcpFeedback
@@ -132,7 +132,7 @@ class RelayEnd(asyncio.Protocol):
     sends something else, or runs as another user, is dropped."""
 
     def __init__(self) -> None:
-        self._transport: Optional[asyncio.Transport] = None
+        self._transport: asyncio.Transport | None = None
         self._reader = Reader()
 
     def handle(self, message: Message) -> None:

@@ -10,7 +10,6 @@ a congested uplink is still honoured.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Optional
 
 logger = logging.getLogger(__name__)
 
@@ -22,17 +21,17 @@ class PublisherBitrate:
 
     def __init__(self, interval: float) -> None:
         self._interval = interval
-        self._send: Optional[RembSend] = None
+        self._send: RembSend | None = None
         self._caps: dict[int, int] = {}  # media SSRC -> cap (bps)
         self._estimates: dict[object, int] = {}  # per receiver: aiortc's estimate (bps)
-        self._last_value: Optional[int] = None
+        self._last_value: int | None = None
         self._last_sent_at = float("-inf")
-        self._task: Optional[asyncio.Task[None]] = None
+        self._task: asyncio.Task[None] | None = None
         #: REMBs sent and the last value, for stats.
         self.rembs_sent = 0
 
     @property
-    def value(self) -> Optional[int]:
+    def value(self) -> int | None:
         """The bitrate the publisher is told (None while it has no capped video)."""
         if not self._caps:
             return None
@@ -64,7 +63,7 @@ class PublisherBitrate:
         if changed:
             self.tick(force=True)
 
-    def tick(self, now: Optional[float] = None, force: bool = False) -> None:
+    def tick(self, now: float | None = None, force: bool = False) -> None:
         """Repeat the REMB every ``interval`` (a lost one must not leave the cap off)."""
         value = self.value
         if value is None or self._send is None:
@@ -77,7 +76,7 @@ class PublisherBitrate:
         if self._task is not None:
             self._task.cancel()
 
-    def _send_now(self, value: int, now: Optional[float] = None) -> None:
+    def _send_now(self, value: int, now: float | None = None) -> None:
         if self._send is None or (self._task is not None and not self._task.done()):
             return
         self._last_value = value

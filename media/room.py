@@ -4,7 +4,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Optional, Protocol, Union
+from typing import Any, Protocol, TypedDict, TypeVar
 
 from .config import SfuConfig
 from .errors import DuplicateParticipant, PublishNotAllowed, UnknownParticipant
@@ -14,17 +14,28 @@ from .ice import IceCandidate
 from .participant import Participant, PeerConnectionKind, PublishedTrack, Publisher, Subscription
 from .policy import ForwardingDecision, LinkState
 
+P = TypeVar("P", bound=Participant)
+
+
+class RoomStats(TypedDict):
+    room_id: str
+    participants: int
+    # Per stream, the fields docs/media.md lists; read by signaling/stats.py.
+    inbound: list[dict[str, Any]]
+    outbound: list[dict[str, Any]]
+
 logger = logging.getLogger(__name__)
 
 #: ``on_negotiation_needed(participant_id)``: call ``create_subscribe_offer`` and send it.
-NegotiationNeededCallback = Callable[[str], Union[Awaitable[None], None]]
+NegotiationNeededCallback = Callable[[str], Awaitable[None] | None]
 #: ``on_connection_state(participant_id, "publish" | "subscribe", state)`` with aiortc's
 #: ``connectionState`` values (new, connecting, connected, failed, closed).
-ConnectionStateCallback = Callable[[str, PeerConnectionKind, str], Union[Awaitable[None], None]]
+ConnectionStateCallback = Callable[[str, PeerConnectionKind, str], Awaitable[None] | None]
 #: ``on_link_state(participant_id, "full" | "reduced" | "audio-only")``: its downlink state changed.
-LinkStateCallback = Callable[[str, LinkState], Union[Awaitable[None], None]]
-#: ``on_forwarding_changed(decision)``: the videos one subscriber receives (or its link state) changed.
-ForwardingChangedCallback = Callable[[ForwardingDecision], Union[Awaitable[None], None]]
+LinkStateCallback = Callable[[str, LinkState], Awaitable[None] | None]
+#: ``on_forwarding_changed(decision)``: the videos one subscriber receives (or its link
+#: state) changed.
+ForwardingChangedCallback = Callable[[ForwardingDecision], Awaitable[None] | None]
 
 
 class RoomListener(Protocol):
@@ -35,7 +46,7 @@ class RoomListener(Protocol):
 
     def source_ended(self, source: Source) -> None: ...
 
-    def view_changed(self, presenter: Optional[str], speakers: list[str]) -> None: ...
+    def view_changed(self, presenter: str | None, speakers: list[str]) -> None: ...
 
 
 class Room:
@@ -49,12 +60,12 @@ class Room:
     def __init__(
         self,
         room_id: str,
-        config: Optional[SfuConfig] = None,
+        config: SfuConfig | None = None,
         *,
-        on_negotiation_needed: Optional[NegotiationNeededCallback] = None,
-        on_connection_state: Optional[ConnectionStateCallback] = None,
-        on_link_state: Optional[LinkStateCallback] = None,
-        on_forwarding_changed: Optional[ForwardingChangedCallback] = None,
+        on_negotiation_needed: NegotiationNeededCallback | None = None,
+        on_connection_state: ConnectionStateCallback | None = None,
+        on_link_state: LinkStateCallback | None = None,
+        on_forwarding_changed: ForwardingChangedCallback | None = None,
     ) -> None:
         self.room_id = room_id
         self.config = config or SfuConfig()
@@ -86,14 +97,17 @@ class Room:
         try:
             return self._participants[participant_id]
         except KeyError:
-            raise UnknownParticipant(f"no participant {participant_id!r} in room {self.room_id}") from None
+            raise UnknownParticipant(
+                f"no participant {participant_id!r} in room {self.room_id}"
+            ) from None
 
     @property
     def participant_ids(self) -> list[str]:
         return list(self._participants)
 
     async def remove_participant(self, participant_id: str) -> None:
-        """Leave: unpublish the participant's tracks (others renegotiate) and close its connections."""
+        """Leave: unpublish the participant's tracks (others renegotiate) and close its
+        connections."""
         participant = self.participant(participant_id)
         del self._participants[participant_id]
         self._policy.forget(participant_id)
@@ -110,10 +124,10 @@ class Room:
     # -- forwarding policy (docs/media.md "Forwarding policy") ----------------------
 
     @property
-    def presenter(self) -> Optional[str]:
+    def presenter(self) -> str | None:
         return self._policy.presenter
 
-    def set_presenter(self, participant_id: Optional[str]) -> None:
+    def set_presenter(self, participant_id: str | None) -> None:
         """Show ``participant_id``'s camera large to everyone (None: nobody presents).
 
         Its camera is capped high and forwarded to every subscriber outside
@@ -124,7 +138,7 @@ class Room:
         self._policy.presenter = participant_id
         self._policy.apply()
 
-    def follow(self, presenter: Optional[str], speakers: list[str]) -> None:
+    def follow(self, presenter: str | None, speakers: list[str]) -> None:
         """A mirror of another worker's room: take that room's presenter and speaker order
         (its publishers, whose audio levels are measured there, are not in this room)."""
         self._policy.follow(presenter, speakers)
@@ -171,7 +185,7 @@ class Room:
         await self.participant(participant_id).accept_subscribe_answer(answer_sdp)
 
     async def add_ice_candidate(
-        self, participant_id: str, pc: PeerConnectionKind, candidate: Optional[IceCandidate]
+        self, participant_id: str, pc: PeerConnectionKind, candidate: IceCandidate | None
     ) -> None:
         await self.participant(participant_id).add_ice_candidate(pc, candidate)
 
@@ -188,10 +202,10 @@ class Room:
     def subscriptions(self, participant_id: str) -> list[Subscription]:
         return self.participant(participant_id).subscriptions()
 
-    async def stats(self) -> dict[str, object]:
+    async def stats(self) -> RoomStats:
         """Per-stream stats as plain dicts (see docs/media.md for the fields)."""
-        inbound: list[dict[str, object]] = []
-        outbound: list[dict[str, object]] = []
+        inbound: list[dict[str, Any]] = []
+        outbound: list[dict[str, Any]] = []
         for p in list(self._participants.values()):
             if isinstance(p, Publisher):
                 inbound.extend(p.inbound_stats())
@@ -242,7 +256,7 @@ class Room:
         if self._on_forwarding_changed is not None:
             self._call(self._on_forwarding_changed, decision)
 
-    def view_changed(self, presenter: Optional[str], speakers: list[str]) -> None:
+    def view_changed(self, presenter: str | None, speakers: list[str]) -> None:
         for listener in list(self._listeners):
             listener.view_changed(presenter, speakers)
 
@@ -256,7 +270,7 @@ class Room:
 
     # -- internals ------------------------------------------------------------
 
-    def _add(self, participant: Participant) -> Participant:
+    def _add(self, participant: P) -> P:
         if participant.id in self._participants:
             raise DuplicateParticipant(f"{participant.id} is already in room {self.room_id}")
         self._participants[participant.id] = participant
@@ -268,7 +282,7 @@ class Room:
         self._policy.start()
         return participant
 
-    def _call(self, callback: Callable[..., Union[Awaitable[None], None]], *args: object) -> None:
+    def _call(self, callback: Callable[..., Awaitable[None] | None], *args: object) -> None:
         try:
             result = callback(*args)
         except Exception:

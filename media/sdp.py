@@ -5,7 +5,6 @@ before some of its own checks fail, so everything the SFU can check is
 checked here first: a refused offer or answer leaves the room as it was.
 """
 
-from typing import Optional
 
 from aiortc import RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpSender
 
@@ -48,7 +47,7 @@ def _check_transport(media: aiortc_hooks.ParsedMedia, *, answer: bool) -> None:
     mid = media.rtp.muxId
     if not mid:
         raise SdpError(f"{media.kind} m-section has no a=mid")
-    if not media.ice.usernameFragment or not media.ice.password:
+    if media.ice is None or not media.ice.usernameFragment or not media.ice.password:
         raise SdpError(f"m-section {mid}: ICE ufrag or password missing")
     if media.dtls is None or not media.dtls.fingerprints:
         raise SdpError(f"m-section {mid}: DTLS fingerprint or setup missing")
@@ -58,7 +57,7 @@ def _check_transport(media: aiortc_hooks.ParsedMedia, *, answer: bool) -> None:
         raise SdpError(f"m-section {mid}: rtcp-mux is required")
 
 
-def primary_ssrc(media: aiortc_hooks.ParsedMedia) -> Optional[int]:
+def primary_ssrc(media: aiortc_hooks.ParsedMedia) -> int | None:
     """The media (not RTX) SSRC an m-section announces, if it announces one."""
     for group in media.ssrc_group:
         if group.semantic == "FID" and group.items:
@@ -113,7 +112,7 @@ def validate_subscribe_answer(
     answered = [(m.kind, m.rtp.muxId) for m in answer.media]
     if offered != answered:
         raise SdpError(f"answer m-sections {answered} do not match the offer {offered}")
-    for ours, theirs in zip(offer.media, answer.media):
+    for ours, theirs in zip(offer.media, answer.media, strict=True):
         _check_transport(theirs, answer=True)
         mid = theirs.rtp.muxId
         allowed = ("recvonly", "inactive") if direction(ours) == "sendonly" else ("inactive",)
@@ -135,7 +134,10 @@ def negotiated_codec(description: aiortc_hooks.ParsedSdp, mid: str) -> RTCRtpCod
     raise SdpError(f"no m-section {mid} in the answer")
 
 
-def codec_matches(a: RTCRtpCodecParameters | RTCRtpCodecCapability, b: RTCRtpCodecParameters | RTCRtpCodecCapability) -> bool:
+Codec = RTCRtpCodecParameters | RTCRtpCodecCapability
+
+
+def codec_matches(a: Codec, b: Codec) -> bool:
     """Same codec for forwarding purposes (H.264 also needs the same profile and mode)."""
     if a.mimeType.lower() != b.mimeType.lower() or a.clockRate != b.clockRate:
         return False

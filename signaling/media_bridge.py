@@ -27,6 +27,7 @@ from media import (
 )
 from media.relay_edge import RoomMirror
 from media.relay_home import RelayServer
+from media.room import RoomStats
 
 from . import errors
 from .errors import SignalingError
@@ -250,7 +251,7 @@ class MediaBridge:
         for room_id in list(self._rooms):
             await self.close_room(room_id)
 
-    async def stats(self, room_id: int) -> dict[str, Any] | None:
+    async def stats(self, room_id: int) -> RoomStats | None:
         """The room's SFU stats, with the streams its mirrors in other workers forward."""
         room = self._rooms.get(room_id)
         if room is None or room_id in self._mirrors:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from redis.asyncio import Redis
 
@@ -81,6 +81,12 @@ class MediaRouter:
         except (NodeGone, SignalingError):
             return None
         return figures
+
+    @overload
+    async def place(self, room_id: int) -> str: ...
+
+    @overload
+    async def place(self, room_id: int, *, create: bool) -> str | None: ...
 
     async def place(self, room_id: int, *, create: bool = True) -> str | None:
         """The node carrying the room's media; None if it has none and ``create`` is off."""
@@ -247,10 +253,8 @@ class MediaRouter:
         node = await self.nodes.owner(room_id)
         if node is None:
             return
-        try:
+        with contextlib.suppress(NodeGone):  # its media died with it
             await self._on(node, "close_room", [room_id])
-        except NodeGone:
-            pass  # its media died with it
         for sub in set((await self.subscribers.away(room_id)).values()) - {node}:
             await self._on_live(sub, "close_room", [room_id])
         await self.forget_room(room_id, node)

@@ -39,7 +39,7 @@ def _validation_message(exc: ValidationError) -> str:
     return f"{where}: {first.get('msg', 'invalid')}"
 
 
-class RoomNamespace(socketio.AsyncNamespace):
+class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio has no types
     def __init__(self, hub: Hub) -> None:
         super().__init__(NAMESPACE)
         self.hub = hub
@@ -134,6 +134,7 @@ class RoomNamespace(socketio.AsyncNamespace):
             raise SignalingError(errors.INVALID_PAYLOAD, _validation_message(exc)) from None
         async with conn.lock:
             if spec is None:
+                assert isinstance(payload, Empty)  # the join event's model
                 return await presence.join(self.hub, conn, payload)
             if conn.participant_id is None:
                 raise SignalingError(errors.NOT_JOINED, f"send {JOIN} before {event}")

@@ -101,7 +101,7 @@ class NodeRegistry:
             return {}
         values = await self._redis.mget([self._node_key(n) for n in ids])
         nodes = {}
-        for node_id, raw in zip(ids, values):
+        for node_id, raw in zip(ids, values, strict=True):
             if raw is None:
                 # Its heartbeat expired: forget it (a node that comes back re-adds itself).
                 await self._redis.srem(self._nodes_key, node_id)

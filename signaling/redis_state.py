@@ -97,7 +97,7 @@ class RedisRoomState(StoredRoomState):
                 try:
                     await pipe.watch(key)
                     raw = await pipe.get(key)
-                    pipe.multi()
+                    pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it bare
                     result = write(pipe, str(raw) if raw is not None else None)
                     await pipe.execute()
                     return result

@@ -10,6 +10,8 @@ import time
 from collections import Counter
 from typing import Any
 
+from media.room import RoomStats
+
 from .hub import Hub
 
 log = logging.getLogger(__name__)
@@ -19,7 +21,7 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def summarize(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def summarize(raw: RoomStats) -> dict[str, dict[str, Any]]:
     """Per participant: what it publishes (as the SFU receives it) and what it receives
     (as the SFU sends it, with loss and RTT from its receiver reports)."""
     people: dict[str, dict[str, Any]] = {}
@@ -29,7 +31,7 @@ def summarize(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "bitrate_bps": 0.0, "video_fps": 0.0, "streams": 0, "packets_lost": 0,
             "fraction_lost": None, "rtt_s": None}})
 
-    for s in raw.get("inbound", []):
+    for s in raw["inbound"]:
         entry(s["publisher_id"])["publish"].append({
             "track_id": s["track_id"], "kind": s["kind"], "codec": s["codec"],
             "bitrate_bps": s["bitrate_bps"], "fps": s["fps"], "packets": s["packets"],
@@ -37,7 +39,7 @@ def summarize(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
         })
     losses: dict[str, list[float]] = {}
     rtts: dict[str, list[float]] = {}
-    for s in raw.get("outbound", []):
+    for s in raw["outbound"]:
         pid = s["subscriber_id"]
         receive = entry(pid)["receive"]
         receive["bitrate_bps"] += s["bitrate_bps"]

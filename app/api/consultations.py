@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app import audit
-from app.appkeys import ROOM_NOTIFY
 from app.api.people import HospitalOut
 from app.api.routing import ANY_USER, STAFF, Api, Body, Ctx, Out, Query
 from app.api.schemas import Id, Limit, Offset, UtcDatetime
+from app.appkeys import ROOM_NOTIFY
 from app.auth import tokens
 from app.auth.turn import issue_turn_credential
 from app.config import Settings
@@ -674,6 +674,7 @@ async def join_token(ctx: Ctx) -> JoinTokenOut:
                          detail={"room_role": role.value, "expires_at": expires.isoformat()})
     if error is not None:
         raise error
+    assert role is not None  # no error: invited
     return JoinTokenOut(token=token, expires_at=expires, consultation_id=c.id, room_role=role,
                         ice_servers=_ice_servers(settings, ctx.me.id, now))
 

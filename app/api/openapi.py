@@ -66,7 +66,9 @@ def _operation(ep: Endpoint, defs: dict[str, Any]) -> dict[str, Any]:
     for status in sorted(errors):
         op["responses"][str(status)] = {
             "description": STATUS_CODES.get(status, "error"),
-            "content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorResponse")}}},
+            "content": {
+                "application/json": {"schema": {"$ref": REF.format(model="ErrorResponse")}}
+            },
         }
     return op
 
@@ -79,12 +81,16 @@ def build_document(endpoints: list[Endpoint]) -> dict[str, Any]:
         paths.setdefault(ep.path, {})[ep.method.lower()] = _operation(ep, defs)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Hoichan API", "version": app.__version__,
-                 "description": "Telemedicine consultation platform: scheduling, auth, audit."},
+        "info": {
+            "title": "Hoichan API",
+            "version": app.__version__,
+            "description": "Telemedicine consultation platform: scheduling, auth, audit.",
+        },
         "paths": paths,
         "components": {
             "schemas": defs,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
         },
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
@@ -30,7 +30,7 @@ def _in_utc(value: datetime) -> datetime:
     # Times are stored and compared in UTC; one valid with its offset may not be (year 9999
     # at -05:00), and failing here is a 422 rather than an OverflowError at the database.
     try:
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     except OverflowError:
         raise ValueError("time is out of range once converted to UTC") from None
 

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -71,7 +71,7 @@ def _decode(token: str, secret: str, kind: str) -> dict[str, Any]:
 
 def issue_access(user_id: int, roles: list[str], secret: str, lifetime: timedelta,
                  now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return _encode({"sub": str(user_id), "typ": ACCESS, "roles": roles}, secret, lifetime, now)
 
 
@@ -81,7 +81,7 @@ def verify_access(token: str, secret: str) -> AccessClaims:
         return AccessClaims(
             user_id=int(claims["sub"]),
             roles=tuple(claims.get("roles", ())),
-            expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc),
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
         )
     except (TypeError, ValueError):
         raise TokenError("invalid token: bad subject") from None
@@ -112,7 +112,7 @@ def verify_join(token: str, secret: str) -> JoinClaims:
             hospital_code=str(hospital["code"]),
             hospital_name=str(hospital["name"]),
             tier=str(hospital["tier"]),
-            expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc),
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
         )
     except (KeyError, TypeError, ValueError):
         raise TokenError("invalid token: missing room claims") from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from sqlalchemy import Select, select
@@ -17,6 +17,9 @@ from app.errors import ApiError, not_found
 from app.pacs.models import DicomStudy
 from app.scheduling.access import can_read_study, visible_clause
 
+# Any select, whatever its columns: what the access rule narrows it keeps.
+AnySelect = TypeVar("AnySelect", bound="Select[*tuple[Any, ...]]")
+
 # The authenticated caller of a DICOMweb request, for the audit of its refusal.
 CALLER = web.RequestKey("dicomweb_caller", User)
 
@@ -29,7 +32,7 @@ class StudyNotPermitted(ApiError):
         super().__init__(404, "study not found")
 
 
-def readable_studies(user: User, stmt: Select[Any]) -> Select[Any]:
+def readable_studies(user: User, stmt: AnySelect) -> AnySelect:
     """Restrict a query over DicomStudy to what the user may read: admins everything, others
     the studies of cases in consultations they may see."""
     if user.has_role(PlatformRole.admin):

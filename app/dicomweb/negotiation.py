@@ -81,7 +81,9 @@ _PARAM = re.compile(r';\s*([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]*)')
 
 def _split(header: str) -> list[str]:
     """The header's comma-separated entries, commas inside quotes kept."""
-    entries, current, quoted = [], [], False
+    entries: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in header:
         if char == '"':
             quoted = not quoted
@@ -131,11 +133,10 @@ def candidates(accept: str, stored_syntax: str) -> list[Choice]:
     scored: dict[Choice, tuple[float, int]] = {}
     for r in ranges:
         options: list[Choice] = []
-        if r.syntax == "*" or r.syntax == stored_syntax:
-            if stored_compressed and (r.media == OCTET or SYNTAX_MEDIA.get(stored_syntax) ==
-                                      r.media):
-                label = r.media if r.media == OCTET else SYNTAX_MEDIA[stored_syntax]
-                options.append(Choice(label, stored_syntax, True, stored_syntax))
+        if r.syntax in ("*", stored_syntax) and stored_compressed and (
+                r.media == OCTET or SYNTAX_MEDIA.get(stored_syntax) == r.media):
+            label = r.media if r.media == OCTET else SYNTAX_MEDIA[stored_syntax]
+            options.append(Choice(label, stored_syntax, True, stored_syntax))
         if r.syntax == "*":
             options += [Choice(r.media, ts, False, PRODUCED[ts])
                         for ts in MEDIA_SYNTAXES[r.media] if ts in PRODUCED]

@@ -22,14 +22,21 @@ from typing import Any, Literal
 from aiohttp import web
 from multidict import MultiMapping
 from pydicom.datadict import tag_for_keyword
-from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select
+from sqlalchemy import ColumnElement, and_, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.appkeys import READ_SESSIONS
-from app.dicomweb.access import caller, readable_studies, record_read, require_study
+from app.db.models import User
+from app.dicomweb.access import (
+    AnySelect,
+    caller,
+    readable_studies,
+    record_read,
+    require_study,
+)
 from app.dicomweb.dicomjson import attr, dicom_json_response
 from app.errors import ApiError
-from app.db.models import User
 from app.pacs.ingest import INT32, UID
 from app.pacs.models import DicomInstance, DicomSeries, DicomStudy
 from app.text_search import person_name
@@ -50,7 +57,7 @@ class Key:
 
     keyword: str
     tag: str
-    column: Any
+    column: InstrumentedAttribute[Any]
     kind: Kind
 
 
@@ -112,7 +119,8 @@ def _prefix_range(column: Any, prefix: str) -> ColumnElement[bool]:
     return column >= prefix if upper is None else and_(column >= prefix, column < upper)
 
 
-def _name_match(column: Any, value: str, fuzzy: bool) -> ColumnElement[bool] | None:
+def _name_match(column: InstrumentedAttribute[Any], value: str,
+                fuzzy: bool) -> ColumnElement[bool] | None:
     key = person_name(value)
     if not key.replace("*", "").strip():
         return None  # nothing but wildcards: every name matches
@@ -141,7 +149,7 @@ def _values(key: Key, name: str, value: str) -> list[str]:
     return values
 
 
-def _text_match(column: Any, value: str) -> ColumnElement[bool]:
+def _text_match(column: InstrumentedAttribute[Any], value: str) -> ColumnElement[bool]:
     if "*" in value or "?" in value:
         return func.lower(column).like(_like(value).lower(), escape="\\")
     return column == value
@@ -185,10 +193,10 @@ def _clause(key: Key, name: str, value: str, fuzzy: bool) -> ColumnElement[bool]
     if key.kind in ("uid", "int"):
         return key.column.in_([int(v) for v in values] if key.kind == "int" else values)
     if key.kind == "name":
-        matches = [_name_match(key.column, v, fuzzy) for v in values]
-        if any(m is None for m in matches):
+        names = [_name_match(key.column, v, fuzzy) for v in values]
+        if any(m is None for m in names):
             return None
-        return or_(*(m for m in matches if m is not None))
+        return or_(*(m for m in names if m is not None))
     matches = [_text_match(key.column, v) for v in values]
     clause = or_(*matches)
     if key.kind == "modalities":
@@ -312,7 +320,7 @@ async def _instance_counts(session: AsyncSession, series_ids: list[int]) -> dict
         .group_by(DicomInstance.series_id))).all())
 
 
-def _page(stmt: Select[Any], search: Search) -> Select[Any]:
+def _page(stmt: AnySelect, search: Search) -> AnySelect:
     return stmt.limit(search.limit).offset(search.offset)
 
 

@@ -22,7 +22,7 @@ import pydicom
 from aiohttp import web
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.pixels import pixel_array
+from pydicom.pixels.utils import pixel_array
 from sqlalchemy import select
 
 from app.appkeys import FRAME_INDEXES, READ_CACHE, READ_SESSIONS, SETTINGS
@@ -238,8 +238,8 @@ async def rendered(request: web.Request) -> web.Response:
     user = await caller(request)
     study_uid = request.match_info["study"]
     thumbnail = request.path.endswith("/thumbnail")
-    media = render.choose_media(request.query.get("accept") or request.headers.get(
-        "Accept", "*/*"))
+    media = render.choose_media(request.query.get("accept") or request.headers.get("Accept")
+                                or "*/*")
     window = render.parse_window(request.query.get("window"))
     viewport = render.parse_viewport(request.query.get("viewport")) or (
         (THUMBNAIL_SIDE, THUMBNAIL_SIDE) if thumbnail else None)

@@ -36,15 +36,14 @@ def _url(base: str, path: str) -> str:
 
 async def _qido(base: str, path: str, params: dict[str, str]) -> list[Dataset]:
     try:
-        async with aiohttp.ClientSession(timeout=QUERY_TIMEOUT) as http:
-            async with http.get(_url(base, path), params=params,
-                                headers={"Accept": DICOM_JSON}) as resp:
-                if resp.status == 204:
-                    return []
-                if resp.status != 200:
-                    raise RemoteError(f"QIDO-RS answered HTTP {resp.status}: "
-                                      f"{(await resp.text())[:200]}")
-                payload: Any = await resp.json(content_type=None)
+        async with aiohttp.ClientSession(timeout=QUERY_TIMEOUT) as http, http.get(
+                _url(base, path), params=params, headers={"Accept": DICOM_JSON}) as resp:
+            if resp.status == 204:
+                return []
+            if resp.status != 200:
+                raise RemoteError(f"QIDO-RS answered HTTP {resp.status}: "
+                                  f"{(await resp.text())[:200]}")
+            payload: Any = await resp.json(content_type=None)
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise RemoteError(f"QIDO-RS to {base} failed: {exc or type(exc).__name__}") from None
     if not isinstance(payload, list):
@@ -80,18 +79,18 @@ async def retrieve_study(base: str, study_instance_uid: str, store: StoreFn) -> 
     """Each object of the study, as it arrives, goes to ``store``; returns how many came."""
     count = 0
     try:
-        async with aiohttp.ClientSession(timeout=RETRIEVE_TIMEOUT) as http:
-            async with http.get(_url(base, f"/studies/{study_instance_uid}"),
-                                headers={"Accept": MULTIPART_DICOM}) as resp:
-                if resp.status != 200:
-                    raise RemoteError(f"WADO-RS answered HTTP {resp.status}: "
-                                      f"{(await resp.text())[:200]}")
-                reader = aiohttp.MultipartReader.from_response(resp)
-                while (part := await reader.next()) is not None:
-                    if not isinstance(part, aiohttp.BodyPartReader):
-                        raise RemoteError("WADO-RS answer has a nested multipart")
-                    await store(await _read_part(part))
-                    count += 1
+        async with aiohttp.ClientSession(timeout=RETRIEVE_TIMEOUT) as http, http.get(
+                _url(base, f"/studies/{study_instance_uid}"),
+                headers={"Accept": MULTIPART_DICOM}) as resp:
+            if resp.status != 200:
+                raise RemoteError(f"WADO-RS answered HTTP {resp.status}: "
+                                  f"{(await resp.text())[:200]}")
+            reader = aiohttp.MultipartReader.from_response(resp)
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, aiohttp.BodyPartReader):
+                    raise RemoteError("WADO-RS answer has a nested multipart")
+                await store(await _read_part(part))
+                count += 1
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         raise RemoteError(f"WADO-RS from {base} failed: {exc or type(exc).__name__}") from None
     return count

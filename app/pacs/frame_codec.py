@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import imagecodecs
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.pixels import iter_pixels
+from pydicom.pixels.utils import iter_pixels
 
 from app.pacs.syntaxes import EXPLICIT_LE, HTJ2K_RPCL, J2K_LOSSLESS, JPEG_LS_LOSSLESS, NATIVE
 

@@ -9,19 +9,18 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
-
 from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
     CTImageStorage,
     ExplicitVRLittleEndian,
     generate_uid,
 )
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.pacs.ingest import ingest
 

@@ -5,7 +5,7 @@ rewrites it."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -69,7 +69,7 @@ async def test_each_kind_of_change_writes_its_event(client, world):
     for event in await audit_events(world.settings):
         if event.action != "demo.seed":
             assert event.client_addr == "127.0.0.1", event.action
-            assert event.at <= datetime.now(timezone.utc)
+            assert event.at <= datetime.now(UTC)
     # What an admin reads names who, what and where, and what a change was.
     page = await _search(client, world, consultation_id=c["id"], action="invitation.update")
     [changed] = page["items"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -41,7 +41,7 @@ async def test_login_gives_an_access_token_that_opens_the_api_and_a_refresh_toke
     assert body["user"]["hospital"]["code"] == "NDI"
     claims = verify_access(body["access_token"], JWT_SECRET)
     assert claims.user_id == world.user("NDI").id
-    assert claims.expires_at - datetime.now(timezone.utc) <= timedelta(minutes=15)
+    assert claims.expires_at - datetime.now(UTC) <= timedelta(minutes=15)
     me = await client.get("/api/me", headers=bearer(body["access_token"]))
     assert me.status == 200 and (await me.json())["email"] == DOCTOR_EMAIL
     # The refresh token is opaque and the database keeps only its hash.
@@ -118,7 +118,7 @@ async def test_an_expired_refresh_token_is_refused(client, world):
     engine = create_engine(world.settings.database_url)
     async with engine.begin() as conn:
         await conn.execute(update(RefreshToken).values(
-            expires_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+            expires_at=datetime.now(UTC) - timedelta(seconds=1)))
     await engine.dispose()
     err = await error_of(await refresh(client, tokens["refresh_token"]), 401)
     assert "expired" in err["message"]
@@ -171,7 +171,7 @@ def bad_tokens(world) -> dict[str, str]:
     good = world.token("NDI")
     header, payload, signature = good.split(".")
     claims = jwt.decode(good, options={"verify_signature": False})
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     join = issue_join(JoinClaims(ndi.id, world.consultation_id, "presenter", ndi.name, "NDI",
                                  "x", "provincial", now + timedelta(minutes=5)),
                       JWT_SECRET, now)

@@ -4,10 +4,12 @@ exactly as it was, never a 500."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from tests.api.dbcheck import db_state, error_of
 from tests.api.test_scheduling import T0, booking, iso
@@ -131,7 +133,7 @@ async def test_an_end_before_its_start_is_refused(client, world):
     for end in [start - timedelta(minutes=1), start, start + timedelta(hours=24, seconds=1)]:
         await refused(client, world, "POST", "/api/consultations", 422, field="end",
                       json=booking(world, start) | {"end": iso(end)})
-    over_already = datetime.now(timezone.utc) - timedelta(days=3)
+    over_already = datetime.now(UTC) - timedelta(days=3)
     await refused(client, world, "POST", "/api/consultations", 422, field="end",
                   json=booking(world, over_already))
     await refused(client, world, "PATCH", f"/api/consultations/{world.consultation_id}", 422,
@@ -321,10 +323,10 @@ OFFSETS = st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1).map(
 TIMES = st.one_of(
     # Near now, where bookings are valid, and anywhere in the calendar.
     st.integers(min_value=-3 * 24 * 60, max_value=30 * 24 * 60).map(
-        lambda m: datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        lambda m: datetime.now(UTC).replace(second=0, microsecond=0)
         + timedelta(minutes=m)),
     st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
-                 timezones=st.just(timezone.utc)),
+                 timezones=st.just(UTC)),
 )
 TEXT = st.text(max_size=40) | st.text(min_size=190, max_size=220) | st.sampled_from(
     ["", " ", "Hội chẩn", "x" * 200, "x" * 201, "\u200b", "<script>", "'; DROP TABLE users;--"])

@@ -4,7 +4,7 @@ two coordinators book at the same moment."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from tests.api.dbcheck import audit_events, db_state, error_of
 from tests.api.test_scheduling import T0, booking, create, iso
@@ -31,7 +31,7 @@ async def test_an_overlapping_booking_of_the_host_is_refused_naming_the_clash(cl
 
 async def test_the_demo_consultation_now_blocks_its_host(client, world):
     # The demo runs from the last quarter hour for two hours: it covers the next 90 minutes.
-    soon = datetime.now(timezone.utc) + timedelta(minutes=30)
+    soon = datetime.now(UTC) + timedelta(minutes=30)
     r = await client.post("/api/consultations", json=booking(world, soon, hours=1),
                           headers=world.auth("coordinator"))
     demo = await (await client.get(f"/api/consultations/{world.consultation_id}",

@@ -3,7 +3,7 @@ the end, scoped to the room and the caller's room role."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -12,13 +12,13 @@ from sqlalchemy import update
 from app.auth.tokens import TokenError, verify_join
 from app.db.engine import create_engine
 from app.db.models import Consultation
-from tests.conftest import JWT_SECRET
 from tests.api.dbcheck import audit_events, db_state, error_of
 from tests.api.test_scheduling import T0, create
+from tests.conftest import JWT_SECRET
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 async def join(client, world, cid: int, who: str):

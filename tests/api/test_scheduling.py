@@ -4,7 +4,7 @@ and each doctor's own upcoming list."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import update
@@ -13,7 +13,7 @@ from app.db.engine import create_engine
 from app.db.models import Consultation
 from tests.api.dbcheck import audit_events, db_state, error_of
 
-T0 = datetime(2031, 3, 10, 2, 0, tzinfo=timezone.utc)  # 09:00 in Hanoi
+T0 = datetime(2031, 3, 10, 2, 0, tzinfo=UTC)  # 09:00 in Hanoi
 
 
 def iso(dt: datetime, tz_hours: int = 7) -> str:
@@ -23,7 +23,7 @@ def iso(dt: datetime, tz_hours: int = 7) -> str:
 
 def utc_z(dt: datetime) -> str:
     """How the API writes a time: UTC, with its offset."""
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def booking(world, start: datetime = T0, hours: float = 1, host: str = "BM",
@@ -317,7 +317,7 @@ async def test_my_consultations_are_the_upcoming_ones_i_am_invited_to(client, wo
     # The API cannot schedule in the past; move one there as time would.
     engine = create_engine(world.settings.database_url)
     async with engine.begin() as conn:
-        yesterday = datetime.now(timezone.utc) - timedelta(days=1)
+        yesterday = datetime.now(UTC) - timedelta(days=1)
         await conn.execute(update(Consultation).where(Consultation.id == past["id"]).values(
             scheduled_start=yesterday, scheduled_end=yesterday + timedelta(hours=1)))
     await engine.dispose()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aioice import stun
@@ -40,7 +40,7 @@ def shipped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coturn]:
 
 def credential(server: Coturn) -> TurnCredential:
     return issue_turn_credential(server.secret, 7, timedelta(minutes=5),
-                                 datetime.now(timezone.utc))
+                                 datetime.now(UTC))
 
 
 def test_every_line_of_the_shipped_configuration_parses(shipped):

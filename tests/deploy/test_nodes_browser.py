@@ -9,14 +9,13 @@ killed, and that doctor's page alone rebuilds its media and decodes again."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-
-import json
 
 import pytest
 from playwright.sync_api import Browser, Page, expect

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from tests.deploy.coturn import Coturn, allocate, relay_round_trip
 # ---- the credential and the settings -------------------------------------------------------
 
 def test_the_credential_is_expiry_colon_user_and_base64_hmac_sha1():
-    now = datetime.fromtimestamp(1_700_000_000, timezone.utc)
+    now = datetime.fromtimestamp(1_700_000_000, UTC)
     c = issue_turn_credential("north-star-secret", 42, timedelta(hours=1), now)
     assert c.username == "1700003600:42"
     assert c.expires_at == now + timedelta(hours=1)

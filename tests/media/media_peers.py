@@ -6,7 +6,6 @@ import random
 import time
 from collections.abc import Callable
 from fractions import Fraction
-from typing import Optional
 
 import av
 import numpy as np
@@ -82,7 +81,9 @@ class SyntheticVideo(VideoStreamTrack):
             img[(i * 7) % HEIGHT :, :20] = (20, 90, 250)
             if noisy:
                 img = rng.integers(0, 256, (HEIGHT, WIDTH, 3), np.uint8)
-            self._frames.append(av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p"))
+            self._frames.append(
+                av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+            )
         self._i = 0
 
     async def recv(self) -> av.VideoFrame:
@@ -103,7 +104,7 @@ class ClientPublisher:
     """Browser stand-in publishing camera + mic (and optionally a screen share)."""
 
     def __init__(
-        self, room: Room, participant_id: str, video_mime: Optional[str] = None, noisy: bool = False
+        self, room: Room, participant_id: str, video_mime: str | None = None, noisy: bool = False
     ) -> None:
         self.room, self.id = room, participant_id
         self.pc = RTCPeerConnection(rtc_configuration(()))
@@ -170,7 +171,9 @@ class ClientSubscriber:
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if not self.decode:
-            receiver = next(t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track)
+            receiver = next(
+                t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track
+            )
             arrivals = self.arrivals.setdefault(track.id, [])
 
             def on_frame(codec, data: bytes, ts: int) -> None:
@@ -198,7 +201,10 @@ class ClientSubscriber:
     def rtp_packets(self) -> dict[str, int]:
         """RTP packets received per track id (all SSRCs of its receiver)."""
         return {
-            t.receiver.track.id: sum(c.packets_received for c in aiortc_hooks.receiver_stream_counters(t.receiver).values())
+            t.receiver.track.id: sum(
+                c.packets_received
+                for c in aiortc_hooks.receiver_stream_counters(t.receiver).values()
+            )
             for t in self.pc.getTransceivers()
             if t.receiver.track is not None
         }
@@ -229,6 +235,7 @@ class ClientSubscriber:
 
         transport._handle_rtp_data = maybe_drop
         self._drop_installed = True
+
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -238,7 +245,7 @@ class ClientSubscriber:
 class Harness:
     """A room plus a stand-in for signaling that renegotiates subscribers when asked."""
 
-    def __init__(self, config: Optional[SfuConfig] = None) -> None:
+    def __init__(self, config: SfuConfig | None = None) -> None:
         self.clients: dict[str, ClientSubscriber] = {}
         self.negotiation_requests: list[str] = []
         #: (participant id, state) in the order the room reported them.
@@ -256,14 +263,16 @@ class Harness:
         return client.negotiate() if client is not None else None
 
     async def publisher(
-        self, participant_id: str, video_mime: Optional[str] = None, noisy: bool = False
+        self, participant_id: str, video_mime: str | None = None, noisy: bool = False
     ) -> ClientPublisher:
         self.room.add_publisher(participant_id)
         client = ClientPublisher(self.room, participant_id, video_mime, noisy)
         await client.negotiate()
         return client
 
-    def subscriber(self, participant_id: str, decode: bool = True, observer: bool = True) -> ClientSubscriber:
+    def subscriber(
+        self, participant_id: str, decode: bool = True, observer: bool = True
+    ) -> ClientSubscriber:
         (self.room.add_observer if observer else self.room.add_publisher)(participant_id)
         client = ClientSubscriber(self.room, participant_id, decode)
         self.clients[participant_id] = client

@@ -88,7 +88,9 @@ async def test_frame_sink_replaces_the_decoder_and_sees_the_end():
     receiver = RTCRtpReceiver("video", transport)
     receiver._track = aiortc.rtcrtpreceiver.RemoteStreamTrack(kind="video")
     frames, ended = [], []
-    aiortc_hooks.attach_frame_sink(receiver, lambda c, d, t: frames.append((c.name, d, t)), lambda: ended.append(1))
+    aiortc_hooks.attach_frame_sink(
+        receiver, lambda c, d, t: frames.append((c.name, d, t)), lambda: ended.append(1)
+    )
     await receiver.receive(RTCRtpReceiveParameters(codecs=[VP8]))
     assert transport.registered
 
@@ -141,11 +143,18 @@ class PacketTrack(MediaStreamTrack):
     "mime,clock,data,depayload",
     [
         ("video/VP8", 90000, b"\x00" + bytes(3000), vp8_depayload),
-        ("video/H264", 90000, b"\x00\x00\x00\x01\x67\x42" + b"\x00\x00\x00\x01\x65" + bytes(2500), h264_depayload),
+        (
+            "video/H264",
+            90000,
+            b"\x00\x00\x00\x01\x67\x42" + b"\x00\x00\x00\x01\x65" + bytes(2500),
+            h264_depayload,
+        ),
         ("audio/opus", 48000, b"\xfc\x01\x02", lambda p: p),
     ],
 )
-async def test_packer_sends_av_packets_without_an_encoder(monkeypatch, mime, clock, data, depayload):
+async def test_packer_sends_av_packets_without_an_encoder(
+    monkeypatch, mime, clock, data, depayload
+):
     def no_encoder(codec):
         raise AssertionError("get_encoder called")
 
@@ -195,7 +204,12 @@ def test_sdp_and_candidate_parsers():
         "a=ssrc-group:FID 11 22\r\na=ssrc:11 cname:x\r\na=ssrc:22 cname:x\r\n"
     )
     (media,) = parsed.media
-    assert (media.kind, media.rtp.muxId, media.direction, media.rtcp_mux) == ("video", "0", "sendonly", True)
+    assert (media.kind, media.rtp.muxId, media.direction, media.rtcp_mux) == (
+        "video",
+        "0",
+        "sendonly",
+        True,
+    )
     assert [c.name for c in media.rtp.codecs] == ["VP8", "rtx"]
     assert (media.ice.usernameFragment, media.ice.password) == ("u", "p")
     assert media.dtls.fingerprints and media.dtls.role == "auto"
@@ -243,12 +257,16 @@ async def test_remb_from_a_subscriber_reaches_the_callback_and_other_rtcp_the_se
     aiortc_hooks.on_keyframe_request(sender, lambda: keyframes.append(1))
     aiortc_hooks.on_remb(sender, lambda bitrate, ssrcs: rembs.append((bitrate, ssrcs)))
     fci = pack_remb_fci(700_000, [sender._ssrc, 99])
-    await sender._handle_rtcp_packet(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=fci))
-    await sender._handle_rtcp_packet(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1, media_ssrc=sender._ssrc))
+    await sender._handle_rtcp_packet(
+        RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=fci)
+    )
+    await sender._handle_rtcp_packet(
+        RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1, media_ssrc=sender._ssrc)
+    )
     assert rembs == [(700_000, [sender._ssrc, 99])] and keyframes == [1]
 
 
-UNIX_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+UNIX_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
 @given(st.integers(min_value=0, max_value=4_000_000_000 * 10**9))
@@ -354,9 +372,13 @@ async def run_sender(fast: bool, frames: list[bytes]):
         aiortc_hooks.install_rtp_loop(sender)
     map_ = extensions_map(1, 2)
     parameters = RTCRtpSendParameters(
-        codecs=[VP8], muxId="3", rtcp=RTCRtcpParameters(cname="c", ssrc=sender._ssrc),
-        headerExtensions=[RTCRtpHeaderExtensionParameters(id=1, uri=MID_URI),
-                          RTCRtpHeaderExtensionParameters(id=2, uri=ABS_SEND_TIME_URI)],
+        codecs=[VP8],
+        muxId="3",
+        rtcp=RTCRtcpParameters(cname="c", ssrc=sender._ssrc),
+        headerExtensions=[
+            RTCRtpHeaderExtensionParameters(id=1, uri=MID_URI),
+            RTCRtpHeaderExtensionParameters(id=2, uri=ABS_SEND_TIME_URI),
+        ],
     )
     await sender.send(parameters)
     await asyncio.wait_for(sender._RTCRtpSender__rtp_exited.wait(), 5)
@@ -378,9 +400,15 @@ async def test_rtp_loop_sends_what_the_stock_loop_sends():
     def shape(packets):
         seq0, ts0 = packets[0].sequence_number, packets[0].timestamp
         return [
-            ((p.sequence_number - seq0) & 0xFFFF, (p.timestamp - ts0) & 0xFFFFFFFF, p.marker,
-             p.payload_type, p.payload[:2] + p.payload[4:], p.extensions.mid,
-             p.extensions.abs_send_time is not None)
+            (
+                (p.sequence_number - seq0) & 0xFFFF,
+                (p.timestamp - ts0) & 0xFFFFFFFF,
+                p.marker,
+                p.payload_type,
+                p.payload[:2] + p.payload[4:],
+                p.extensions.mid,
+                p.extensions.abs_send_time is not None,
+            )
             for p in packets
         ]
 

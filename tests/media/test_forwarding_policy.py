@@ -28,7 +28,9 @@ async def test_remb_cap_reaches_the_publisher_encoder():
     publisher = await h.publisher("doctor", noisy=True)
     try:
         # aiortc starts VP8 at 500 kbps; a grid tile is told 300 kbps.
-        await asyncio.wait_for(wait_for(lambda: _encoder_target(publisher) == 300_000, what="tile cap"), 10)
+        await asyncio.wait_for(
+            wait_for(lambda: _encoder_target(publisher) == 300_000, what="tile cap"), 10
+        )
         inbound = next(s for s in (await h.room.stats())["inbound"] if s["kind"] == "video")
         assert inbound["remb_bps"] == 300_000 and inbound["screen_share"] is False
 
@@ -43,7 +45,9 @@ async def test_remb_cap_reaches_the_publisher_encoder():
             wait_for(lambda: _encoder_target(publisher) == 1_200_000, what="presenter cap"), 5
         )
         h.room.set_presenter(None)
-        await asyncio.wait_for(wait_for(lambda: _encoder_target(publisher) == 300_000, what="tile again"), 5)
+        await asyncio.wait_for(
+            wait_for(lambda: _encoder_target(publisher) == 300_000, what="tile again"), 5
+        )
         assert viewer.arrivals  # media flowed all along
     finally:
         await h.close(publisher, viewer)
@@ -73,7 +77,9 @@ async def test_last_n_follows_the_speaker_and_resumes_on_a_keyframe():
 
         # "b" speaks: its video starts on a keyframe, "a"'s stops.
         b.audio.loud = True
-        await asyncio.wait_for(wait_for(lambda: h.room.active_speakers()[0] == "b", what="b speaking"), 5)
+        await asyncio.wait_for(
+            wait_for(lambda: h.room.active_speakers()[0] == "b", what="b speaking"), 5
+        )
         switched = time.monotonic()
         assert _forwarded(h.room, "viewer") == ["b"]
         await asyncio.wait_for(wait_for(lambda: len(viewer.arrivals.get(cam_b, [])) >= 20), 10)
@@ -86,8 +92,12 @@ async def test_last_n_follows_the_speaker_and_resumes_on_a_keyframe():
         # "a" speaks again: back to "a", again starting on a keyframe.
         before = len(viewer.arrivals[cam_a])
         a.audio.loud = True
-        await asyncio.wait_for(wait_for(lambda: h.room.active_speakers()[0] == "a", what="a speaking"), 5)
-        await asyncio.wait_for(wait_for(lambda: len(frames_since(viewer.arrivals[cam_a], before)) >= 20), 10)
+        await asyncio.wait_for(
+            wait_for(lambda: h.room.active_speakers()[0] == "a", what="a speaking"), 5
+        )
+        await asyncio.wait_for(
+            wait_for(lambda: len(frames_since(viewer.arrivals[cam_a], before)) >= 20), 10
+        )
         assert is_keyframe("VP8", frames_since(viewer.arrivals[cam_a], before)[0])
 
         # Both videos decode without errors across the pauses.
@@ -117,7 +127,9 @@ async def test_lossy_subscriber_steps_down_to_audio_only_and_back():
     try:
         await asyncio.wait_for(
             wait_for(
-                lambda: all(len(c.arrivals) == 4 and all(c.arrivals.values()) for c in (lossy, healthy)),
+                lambda: all(
+                    len(c.arrivals) == 4 and all(c.arrivals.values()) for c in (lossy, healthy)
+                ),
                 what="all tracks",
             ),
             15,
@@ -126,7 +138,10 @@ async def test_lossy_subscriber_steps_down_to_audio_only_and_back():
 
         lossy.drop_fraction = 0.3
         await asyncio.wait_for(
-            wait_for(lambda: h.room.forwarding("lossy").link_state == "audio-only", what="audio-only"), 15
+            wait_for(
+                lambda: h.room.forwarding("lossy").link_state == "audio-only", what="audio-only"
+            ),
+            15,
         )
         assert [s for p, s in h.link_states if p == "lossy"] == ["reduced", "audio-only"]
         assert h.room.forwarding("lossy").videos == ()
@@ -143,10 +158,18 @@ async def test_lossy_subscriber_steps_down_to_audio_only_and_back():
         await asyncio.wait_for(
             wait_for(lambda: h.room.forwarding("lossy").link_state == "full", what="full again"), 15
         )
-        assert [s for p, s in h.link_states if p == "lossy"] == ["reduced", "audio-only", "reduced", "full"]
+        assert [s for p, s in h.link_states if p == "lossy"] == [
+            "reduced",
+            "audio-only",
+            "reduced",
+            "full",
+        ]
         back = lossy.rtp_packets()
         await asyncio.wait_for(
-            wait_for(lambda: all(lossy.rtp_packets()[t] >= back[t] + 20 for t in video_tracks), what="video back"),
+            wait_for(
+                lambda: all(lossy.rtp_packets()[t] >= back[t] + 20 for t in video_tracks),
+                what="video back",
+            ),
             10,
         )
         # Resumed at a keyframe (SFU side: the client's aiortc jitter buffer may

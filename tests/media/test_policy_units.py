@@ -19,8 +19,18 @@ def test_presenter_and_screens_first_then_recent_speakers():
 
     config = SfuConfig(last_n=2, reduced_videos=1)
     # Presenter and screen share are outside last-N; a subscriber never gets its own video.
-    assert select_videos(ranked, "x", "c", "full", config) == [SCREEN_B, CAM["c"], CAM["e"], CAM["a"]]
-    assert select_videos(ranked, "e", "c", "full", config) == [SCREEN_B, CAM["c"], CAM["a"], CAM["b"]]
+    assert select_videos(ranked, "x", "c", "full", config) == [
+        SCREEN_B,
+        CAM["c"],
+        CAM["e"],
+        CAM["a"],
+    ]
+    assert select_videos(ranked, "e", "c", "full", config) == [
+        SCREEN_B,
+        CAM["c"],
+        CAM["a"],
+        CAM["b"],
+    ]
     assert select_videos(ranked, "x", "c", "reduced", config) == [SCREEN_B]
     assert select_videos(ranked, "x", "c", "audio-only", config) == []
 
@@ -61,7 +71,10 @@ def test_downlink_steps_down_and_up_with_hysteresis():
         link.update(sample)
         states.append(link.state)
     assert states == ["full", "reduced", "reduced", "audio-only"] + ["audio-only"] * 2 + [
-        "reduced", "reduced", "reduced", "full"
+        "reduced",
+        "reduced",
+        "reduced",
+        "full",
     ]
 
     # A middle value (between recover and degrade bounds) neither degrades nor recovers.

@@ -11,7 +11,15 @@ import time
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from media_peers import ClientPublisher, Harness, bounded, decode_all, frames_since, is_keyframe, wait_for
+from media_peers import (
+    ClientPublisher,
+    Harness,
+    bounded,
+    decode_all,
+    frames_since,
+    is_keyframe,
+    wait_for,
+)
 
 from media import SfuConfig
 from media.errors import MediaError

@@ -25,14 +25,18 @@ async def test_tracks_follow_the_publisher():
         # Screen share: a second video track on the same publish connection.
         await publisher.add_screen()
         screen_id = publisher.screen.sender.track.id
-        await asyncio.wait_for(wait_for(lambda: len(viewer.video_sizes.get(screen_id, [])) >= 10), 15)
+        await asyncio.wait_for(
+            wait_for(lambda: len(viewer.video_sizes.get(screen_id, [])) >= 10), 15
+        )
         assert len(h.room.published_tracks()) == 3
         assert _directions(viewer.offers[-1]) == ["sendonly", "sendonly", "sendonly"]
 
         # Stopping the screen share unpublishes it and renegotiates the viewer.
         await publisher.stop_screen()
         await asyncio.wait_for(
-            wait_for(lambda: _directions(viewer.offers[-1]) == ["sendonly", "sendonly", "inactive"]),
+            wait_for(
+                lambda: _directions(viewer.offers[-1]) == ["sendonly", "sendonly", "inactive"]
+            ),
             10,
         )
         assert screen_id not in {s.track_id for s in h.room.subscriptions("viewer")}
@@ -46,8 +50,10 @@ async def test_tracks_follow_the_publisher():
         late = await h.publisher("nurse")
         await asyncio.wait_for(
             wait_for(
-                lambda: len(viewer.video_sizes.get(late.camera.sender.track.id, [])) >= 5
-                and publisher_sub.video_frames() >= 5
+                lambda: (
+                    len(viewer.video_sizes.get(late.camera.sender.track.id, [])) >= 5
+                    and publisher_sub.video_frames() >= 5
+                )
             ),
             15,
         )

@@ -2,11 +2,12 @@
 
 import asyncio
 import fractions
+import itertools
 
 import pytest
 from aiortc import RTCRtpCodecParameters
 
-from media import SfuConfig, SdpError
+from media import SdpError, SfuConfig
 from media.forwarder import OutboundTrack, Source
 from media.keyframes import KeyframeRequester, is_keyframe
 from media.sdp import codec_matches, send_preferences, validate_publish_offer
@@ -17,7 +18,9 @@ def test_keyframe_detection():
     assert is_keyframe("VP8", b"\x10\x02\x00\x9d\x01\x2a")  # bit 0 clear: key frame
     assert not is_keyframe("VP8", b"\x31\x02\x00")
     assert not is_keyframe("VP8", b"")
-    assert is_keyframe("H264", b"\x00\x00\x00\x01\x67\x42\x00\x00\x00\x01\x68\xce\x00\x00\x01\x65\x88")
+    assert is_keyframe(
+        "H264", b"\x00\x00\x00\x01\x67\x42\x00\x00\x00\x01\x68\xce\x00\x00\x01\x65\x88"
+    )
     assert is_keyframe("H264", b"\x00\x00\x00\x01\x65\x88")
     assert not is_keyframe("H264", b"\x00\x00\x00\x01\x41\x9a")
     assert is_keyframe("opus", b"\xfc")
@@ -47,7 +50,7 @@ async def test_keyframe_requests_are_rate_limited_and_merged():
     requester.keyframe_received()
     await asyncio.sleep(0.3)
     assert len(sent) == 3
-    assert all(b - a >= 0.19 for a, b in zip(sent, sent[1:]))
+    assert all(b - a >= 0.19 for a, b in itertools.pairwise(sent))
     assert requester.requests_received == 6 and requester.requests_sent == 3
     requester.close()
 
@@ -59,11 +62,18 @@ def _source(kind="video"):
     codec = (
         RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
         if kind == "video"
-        else RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=96)
+        else RTCRtpCodecParameters(
+            mimeType="audio/opus", clockRate=48000, channels=2, payloadType=96
+        )
     )
     source = Source(
-        publisher_id="p", track_id="t", kind=kind, mid="0", codec=codec,
-        keyframes=KeyframeRequester(send, 10.0), rate_window=2,
+        publisher_id="p",
+        track_id="t",
+        kind=kind,
+        mid="0",
+        codec=codec,
+        keyframes=KeyframeRequester(send, 10.0),
+        rate_window=2,
     )
     return source, codec
 
@@ -111,7 +121,11 @@ async def test_audio_overflow_drops_the_oldest_frame():
     for i in range(5):
         source.on_frame(codec, bytes([i]), i * 960)
     # The reader had no turn in between: the two oldest frames were dropped.
-    assert [bytes(await first)] + [bytes(await out.recv()) for _ in range(2)] == [b"\x02", b"\x03", b"\x04"]
+    assert [bytes(await first)] + [bytes(await out.recv()) for _ in range(2)] == [
+        b"\x02",
+        b"\x03",
+        b"\x04",
+    ]
     assert out.counters.frames_dropped == 2
 
 
@@ -124,8 +138,14 @@ def test_frames_in_another_codec_are_not_forwarded():
 
 def test_subscriber_codec_preferences_pin_the_publisher_codec():
     h264 = RTCRtpCodecParameters(
-        mimeType="video/H264", clockRate=90000, payloadType=102,
-        parameters={"packetization-mode": "1", "profile-level-id": "42e01f", "level-asymmetry-allowed": "1"},
+        mimeType="video/H264",
+        clockRate=90000,
+        payloadType=102,
+        parameters={
+            "packetization-mode": "1",
+            "profile-level-id": "42e01f",
+            "level-asymmetry-allowed": "1",
+        },
     )
     prefs = send_preferences(h264, "video")
     assert [c.mimeType for c in prefs] == ["video/H264", "video/rtx"]
@@ -139,11 +159,15 @@ def test_publish_offer_without_ssrcs_for_two_videos_is_refused():
     )
     sdp = (
         "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=ice-ufrag:u\r\na=ice-pwd:p\r\n"
-        "a=fingerprint:sha-256 AA\r\na=setup:actpass\r\n" + section.format(mid=0) + section.format(mid=1)
+        "a=fingerprint:sha-256 AA\r\na=setup:actpass\r\n"
+        + section.format(mid=0)
+        + section.format(mid=1)
     )
     with pytest.raises(SdpError, match="a=ssrc"):
         validate_publish_offer(sdp, SfuConfig())
-    assert validate_publish_offer(sdp.split("m=video")[0] + "m=video" + sdp.split("m=video")[1], SfuConfig())
+    assert validate_publish_offer(
+        sdp.split("m=video")[0] + "m=video" + sdp.split("m=video")[1], SfuConfig()
+    )
 
 
 def test_rate_meter_counts_whole_seconds_of_its_window():
@@ -160,4 +184,3 @@ def test_rate_meter_counts_whole_seconds_of_its_window():
     assert meter.rates() == (15.0, 30 * 1000 * 8 / 2)
     now[0] = 110.0
     assert meter.rates() == (0.0, 0.0)
-

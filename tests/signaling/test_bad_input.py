@@ -78,7 +78,7 @@ async def test_flood_from_one_client_is_refused_not_the_room(room: Room) -> None
     host = await room.joined("BM")
     flooder = await room.admitted(host, "TBI")
     other = await room.admitted(host, "HNA")
-    for i in range(200):
+    for _ in range(200):
         await flooder.sio.emit("hand:raise", namespace="/room")
     notice = await flooder.wait("error", lambda e: e["code"] == "rate_limited")
     assert "too many events" in notice["message"]

@@ -35,13 +35,22 @@ pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=Tr
 class Nodes:
     def __init__(self, tmp_path: Path, database_url: str) -> None:
         self.prefix = f"test-{secrets.token_hex(4)}"
-        self.nodes = {name: AppProcess(
-            tmp_path / name, HOICHAN_DATABASE_URL=database_url, HOICHAN_JWT_SECRET=JWT_SECRET,
-            HOICHAN_REDIS_URL=REDIS_URL, HOICHAN_MEDIA_WORKERS="0", HOICHAN_REDIS_PREFIX=self.prefix,
-            HOICHAN_NODE_ID=name, HOICHAN_NODE_TTL_SECONDS=str(NODE_TTL_S),
-            HOICHAN_ICE_HOST_ADDRESSES="127.0.0.1",
-            HOICHAN_RECONNECT_GRACE_SECONDS=str(GRACE_S),
-            HOICHAN_ROOM_STATS_INTERVAL_SECONDS="1") for name in ("a", "b")}
+        self.nodes = {
+            name: AppProcess(
+                tmp_path / name,
+                HOICHAN_DATABASE_URL=database_url,
+                HOICHAN_JWT_SECRET=JWT_SECRET,
+                HOICHAN_REDIS_URL=REDIS_URL,
+                HOICHAN_MEDIA_WORKERS="0",
+                HOICHAN_REDIS_PREFIX=self.prefix,
+                HOICHAN_NODE_ID=name,
+                HOICHAN_NODE_TTL_SECONDS=str(NODE_TTL_S),
+                HOICHAN_ICE_HOST_ADDRESSES="127.0.0.1",
+                HOICHAN_RECONNECT_GRACE_SECONDS=str(GRACE_S),
+                HOICHAN_ROOM_STATS_INTERVAL_SECONDS="1",
+            )
+            for name in ("a", "b")
+        }
 
     def __getitem__(self, name: str) -> AppProcess:
         return self.nodes[name]
@@ -105,12 +114,16 @@ async def on_air(room: Room, peer: Peer) -> MediaClient:
     return client
 
 
-async def receiving(client: MediaClient, publisher: Peer, frames: int = 15,
-                    timeout: float = 30.0) -> None:
+async def receiving(
+    client: MediaClient, publisher: Peer, frames: int = 15, timeout: float = 30.0
+) -> None:
     assert publisher.participant_id is not None
     start = client.frames(publisher.participant_id, "video")
-    await until(lambda: client.frames(publisher.participant_id or "", "video") >= start + frames,
-                timeout, f"{client.peer.label} receives {publisher.label}'s video")
+    await until(
+        lambda: client.frames(publisher.participant_id or "", "video") >= start + frames,
+        timeout,
+        f"{client.peer.label} receives {publisher.label}'s video",
+    )
 
 
 async def test_members_on_two_nodes_are_in_one_room(nodes: Nodes, room: Room) -> None:
@@ -121,7 +134,9 @@ async def test_members_on_two_nodes_are_in_one_room(nodes: Nodes, room: Room) ->
     assert joined["member"]["participant_id"] == doctor.participant_id
     snapshot = doctor.seen("room:admitted")[0]["snapshot"]
     assert [m["participant_id"] for m in snapshot["members"]] == [
-        host.participant_id, doctor.participant_id]
+        host.participant_id,
+        doctor.participant_id,
+    ]
     assert await doctor.call("chat:send", {"text": "CT loaded?"}) != {}
     said = await host.wait("chat:message")
     assert said["text"] == "CT loaded?"
@@ -148,8 +163,11 @@ async def test_killed_media_node_room_recovers_on_the_other(nodes: Nodes, room: 
 
     nodes["a"].kill()
     # The host's socket died with node a: the room sees it reconnecting, not gone ...
-    away = await doctor.wait("presence:update", lambda d: d["member"]["participant_id"]
-                             == host.participant_id, timeout=RECOVERY_S)
+    away = await doctor.wait(
+        "presence:update",
+        lambda d: d["member"]["participant_id"] == host.participant_id,
+        timeout=RECOVERY_S,
+    )
     assert away["member"]["status"] == "reconnecting"
     # ... and the doctor, whose socket is on b, is told to rebuild its media there.
     reset = await doctor.wait("media:reset", timeout=RECOVERY_S)
@@ -189,8 +207,9 @@ async def test_draining_node_hands_its_rooms_over(nodes: Nodes, room: Room) -> N
     await receiving(host_media, doctor, frames=5, timeout=MEDIA_S)
 
 
-async def test_a_room_is_placed_on_the_least_loaded_node(nodes: Nodes, room: Room,
-                                                        world: World) -> None:
+async def test_a_room_is_placed_on_the_least_loaded_node(
+    nodes: Nodes, room: Room, world: World
+) -> None:
     host = await room.joined("BM", url=nodes["a"].url)
     await on_air(room, host)
     assert await nodes.owner(room.consultation_id) == "a"
@@ -220,10 +239,14 @@ async def _second_consultation(world: World) -> int:
             first = await session.get(Consultation, world.consultation_id)
             assert first is not None
             now = utcnow()
-            c = Consultation(title="Second room", host_hospital_id=first.host_hospital_id,
-                             scheduled_start=now - timedelta(minutes=5),
-                             scheduled_end=now + timedelta(hours=1),
-                             status=first.status, created_by_id=first.created_by_id)
+            c = Consultation(
+                title="Second room",
+                host_hospital_id=first.host_hospital_id,
+                scheduled_start=now - timedelta(minutes=5),
+                scheduled_end=now + timedelta(hours=1),
+                status=first.status,
+                created_by_id=first.created_by_id,
+            )
             session.add(c)
             await session.flush()
             return int(c.id)
@@ -231,9 +254,9 @@ async def _second_consultation(world: World) -> int:
         await engine.dispose()
 
 
-
-async def test_node_restarting_under_its_old_name_takes_its_rooms_back(nodes: Nodes,
-                                                                       room: Room) -> None:
+async def test_node_restarting_under_its_old_name_takes_its_rooms_back(
+    nodes: Nodes, room: Room
+) -> None:
     host = await room.joined("BM", url=nodes["a"].url)
     doctor = await room.admitted(host, "NDI", url=nodes["b"].url)
     await on_air(room, host)
@@ -247,8 +270,11 @@ async def test_node_restarting_under_its_old_name_takes_its_rooms_back(nodes: No
     await asyncio.to_thread(nodes["a"].start)
     reset = await doctor.wait("media:reset", timeout=RECOVERY_S)
     assert reset["reason"] in {"node_restarted", "media_moved"}
-    away = await doctor.wait("presence:update", lambda d: d["member"]["participant_id"]
-                             == host.participant_id, timeout=RECOVERY_S)
+    away = await doctor.wait(
+        "presence:update",
+        lambda d: d["member"]["participant_id"] == host.participant_id,
+        timeout=RECOVERY_S,
+    )
     assert away["member"]["status"] == "reconnecting"
     back = await room.joined("BM", url=nodes["a"].url)
     assert back.participant_id == host.participant_id

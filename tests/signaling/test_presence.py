@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 import socketio
 from sqlalchemy import select
@@ -84,13 +86,13 @@ async def _refused(room: Room, key: str, auth: object = None) -> dict:
 
 
 async def test_bad_tokens_are_refused_with_a_clear_error(room: Room) -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     cases = {
         "auth_required": None,
         "invalid_token": {"token": "not-a-jwt"},
         "token_expired": {"token": room.token(
-            "TBI", now=datetime.now(timezone.utc) - timedelta(hours=1), minutes=5)},
+            "TBI", now=datetime.now(UTC) - timedelta(hours=1), minutes=5)},
         "wrong_room": {"token": room.token("TBI"), "consultation_id": room.consultation_id + 1},
     }
     for code, auth in cases.items():
@@ -111,7 +113,7 @@ async def test_bad_tokens_are_refused_with_a_clear_error(room: Room) -> None:
     from app.auth.tokens import JoinClaims, issue_join
 
     user = room.world.user("TBI")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     forged = issue_join(JoinClaims(user.id, room.consultation_id, "host", user.name, "TBI",
                                    "x", "central", now + timedelta(minutes=5)),
                         "another-secret-" + "y" * 40, now)

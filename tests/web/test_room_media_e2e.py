@@ -6,6 +6,7 @@ controls, chat and a raised hand reach the others."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -103,10 +104,9 @@ def test_host_doctors_and_observer_see_and_hear_each_other(
     deadline = time.monotonic() + 20
     while members.count() < 4 and time.monotonic() < deadline:
         if admit.count():
-            try:
+            # Admitted meanwhile, the list redrawn: the next pass sees it.
+            with contextlib.suppress(PlaywrightError):
                 admit.first.click(timeout=2_000)
-            except PlaywrightError:  # admitted meanwhile: the list was redrawn
-                pass
         host.wait_for_timeout(200)
     expect(members).to_have_count(4)
 
@@ -116,10 +116,8 @@ def test_host_doctors_and_observer_see_and_hear_each_other(
     # The member list is redrawn on presence updates (speaking, media): a choice made on a
     # row that was just replaced is lost, so choose again until the role shows.
     while row.get_attribute("data-role") != "observer" and time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(PlaywrightError):
             row.get_by_test_id("host-role").select_option("observer", timeout=2_000)
-        except PlaywrightError:
-            pass
         host.wait_for_timeout(500)
     expect(row).to_have_attribute("data-role", "observer")
 
@@ -142,7 +140,7 @@ def test_host_doctors_and_observer_see_and_hear_each_other(
             break
         host.wait_for_timeout(500)
     # Rising over 2 s (on a loaded machine a page may stall for a moment: a few windows).
-    for name, page in pages.items():
+    for name in pages:
         assert first[name]["videosDecoding"] >= (3 if name == "observer" else 2), (name, first)
     rising: dict[str, bool] = {}
     second = first
@@ -205,7 +203,7 @@ def test_host_doctors_and_observer_see_and_hear_each_other(
     # Connection quality comes from the server's stats.
     expect(host.get_by_test_id("quality")).not_to_have_attribute("data-level", "unknown",
                                                                   timeout=15_000)
-    for name, log in zip(pages, logs):
+    for name, log in zip(pages, logs, strict=True):
         assert log.errors == [], (name, log.errors)
     # The host removes the observer, whose page says so in place.
     row = host.get_by_test_id("members").locator("li").filter(has_text=OBSERVER_NAME)

@@ -201,7 +201,8 @@ def test_frames_decode_alike_in_every_transfer_syntax(open_room: Callable[..., P
         (f'multipart/related; type="image/jp2"; transfer-syntax={J2K}', J2K),
         ('multipart/related; type="application/octet-stream"; transfer-syntax=*', EXPLICIT_LE),
     ]
-    uncompressed = f'multipart/related; type="application/octet-stream"; transfer-syntax={EXPLICIT_LE}'
+    uncompressed = ('multipart/related; type="application/octet-stream"; '
+                    f"transfer-syntax={EXPLICIT_LE}")
     for n, (value, syntax) in enumerate(modes):
         index = 20 + 37 * n
         accept["value"] = value
@@ -215,8 +216,9 @@ def test_frames_decode_alike_in_every_transfer_syntax(open_room: Callable[..., P
         accept["value"] = uncompressed
         plain = page.evaluate(PIXELS, [index, True])
         assert plain["syntax"] == EXPLICIT_LE, plain
-        assert {k: held[k] for k in ("length", "digest", "sum")} == \
-            {k: plain[k] for k in ("length", "digest", "sum")}, (syntax, held, plain)
+        assert {k: held[k] for k in ("length", "digest", "sum")} == {
+            k: plain[k] for k in ("length", "digest", "sum")
+        }, (syntax, held, plain)
 
     # A series stored RLE-compressed comes as stored under the viewer's own list, and holds
     # what the demo CT's slices it was copied from (the first by number: an end) hold.
@@ -236,8 +238,7 @@ def test_frames_decode_alike_in_every_transfer_syntax(open_room: Callable[..., P
     assert log.problems() == []
 
 
-def test_follower_on_a_weak_link_gets_the_hosts_slice_first(
-        open_room: Callable[..., Page]) -> None:
+def test_follower_on_a_weak_link_gets_the_hosts_slice_first(open_room: Callable[..., Page]) -> None:
     host_log, follower_log = PageLog(), PageLog()
     host = open_room(HOST, host_log)
     open_series(host, 1, SLICES)
@@ -278,7 +279,8 @@ def test_follower_on_a_weak_link_gets_the_hosts_slice_first(
     follower.wait_for_timeout(1500)
     assert int(data(follower)["loaded"]) < SLICES
     expect(follower.get_by_test_id("load-progress")).to_have_text(
-        f"{data(follower)['loaded']} / {SLICES} loaded", timeout=2000)
+        f"{data(follower)['loaded']} / {SLICES} loaded", timeout=2000
+    )
 
     # The host jumps far: the follower says it is loading that slice, never passes the old
     # one off as the host's, shows a preview, then the slice in full quality.
@@ -289,13 +291,18 @@ def test_follower_on_a_weak_link_gets_the_hosts_slice_first(
     wait_full(host, target)
     follower.wait_for_function(
         "i => document.querySelector('[data-testid=viewer]').dataset.imageIndex === String(i)",
-        arg=target)
+        arg=target,
+    )
     status = follower.get_by_test_id("slice-status")
-    expect(status).to_have_text(re.compile(rf"^(Loading slice {target + 1}…|Preview · full quality loading…)$"))
+    expect(status).to_have_text(
+        re.compile(rf"^(Loading slice {target + 1}…|Preview · full quality loading…)$")
+    )
     assert data(follower)["shownIndex"] != str(target)
     follower.wait_for_function(
         "i => document.querySelector('[data-testid=viewer]').dataset.previewIndex === String(i)",
-        arg=target, timeout=20_000)
+        arg=target,
+        timeout=20_000,
+    )
     expect(status).to_have_text("Preview · full quality loading…")
     expect(follower.get_by_test_id("slice-preview")).to_be_visible()
     wait_full(follower, target, timeout=60_000)
@@ -313,11 +320,13 @@ def test_follower_on_a_weak_link_gets_the_hosts_slice_first(
     print(f"host's slice in full quality on the follower {shown_after:.2f} s after the jump")
 
     # The link recovers: the whole series loads, and the progress goes away.
-    cdp.send("Network.emulateNetworkConditions", {**WEAK_LINK, "latency": 0,
-                                                   "downloadThroughput": -1,
-                                                   "uploadThroughput": -1})
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {**WEAK_LINK, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
     follower.wait_for_function(
         f"() => document.querySelector('[data-testid=viewer]').dataset.loaded === '{SLICES}'",
-        timeout=90_000)
+        timeout=90_000,
+    )
     expect(follower.get_by_test_id("load-progress")).to_be_hidden()
     assert host_log.problems() == [] and follower_log.problems() == []

@@ -7,10 +7,10 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from app.db.engine import create_engine
-from app.db.models import Base
 import app.pacs.models  # noqa: F401  (the DICOM index)
 import signaling.models  # noqa: F401  (chat_messages)
+from app.db.engine import create_engine
+from app.db.models import Base
 
 target_metadata = Base.metadata
 

@@ -1,7 +1,7 @@
 """Core schema: hospital network, users, consultations, invitations, cases, records, audit.
 
 Revision ID: 0001
-Revises: 
+Revises:
 """
 
 from __future__ import annotations
