@@ -18,8 +18,10 @@ def fold(text: str) -> str:
     ``"NGUYEN THI ANH"`` both give ``"nguyen thi anh"``. A Vietnamese letter stays one
     character, so a DICOM ``?`` wildcard still stands for one letter; ``*`` and ``?`` pass
     unchanged."""
-    # casefold first: it can itself produce combining marks (İ gives i + dot above).
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    # Unicode's compatibility caseless form (D146): casefolding can produce combining marks
+    # (İ gives i + dot above) and NFKD can produce capitals (ᴬ gives A), so each runs twice.
+    once = unicodedata.normalize("NFKD", unicodedata.normalize("NFD", text).casefold())
+    decomposed = unicodedata.normalize("NFKD", once.casefold())
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(bare.translate(LETTERS).split())
 
