@@ -6,7 +6,7 @@ from typing import Any
 
 from app.db.models import RoomRole
 
-from . import lifecycle, presence
+from . import lifecycle, presence, viewer
 from .errors import CONFLICT, FORBIDDEN, NOT_FOUND, SignalingError
 from .hub import Ctx
 from .permissions import Action, require
@@ -59,6 +59,7 @@ async def remove(ctx: Ctx, p: Remove) -> dict[str, Any]:
 
 async def set_role(ctx: Ctx, p: SetRole) -> dict[str, Any]:
     before = await _admitted(ctx, p.participant_id)
+    control_before = await viewer.control(ctx.hub, ctx.room_id)
     changed = await ctx.hub.state.set_role(ctx.room_id, p.participant_id, RoomRole(p.role))
     previous = {before.participant_id: before.role}
     for member in changed[1:]:
@@ -78,25 +79,40 @@ async def set_role(ctx: Ctx, p: SetRole) -> dict[str, Any]:
             await ctx.hub.media.reset(ctx.room_id, member.participant_id, "role_changed")
     if ctx.hub.media is not None:
         await ctx.hub.media.sync_presenter(ctx.room_id)
+    # A new or demoted presenter moves the default driver.
+    await viewer.announce_if_changed(ctx.hub, ctx.room_id, control_before, "role_changed",
+                                     by=ctx.member.participant_id)
     return {"ok": True, "changed": [m.participant_id for m in changed]}
 
 
-async def give_control(ctx: Ctx, p: GiveControl) -> dict[str, Any]:
+async def _hand_over(ctx: Ctx, to: str) -> dict[str, Any]:
+    host = ctx.member.participant_id
     previous = await ctx.hub.state.control_holder(ctx.room_id)
-    await ctx.hub.state.set_control_holder(ctx.room_id, p.participant_id)
-    await ctx.hub.broadcast(ctx.room_id, "control:changed",
-                            {"holder": p.participant_id, "by": ctx.member.participant_id})
-    await _audit(ctx, "room.control_handover", p.participant_id or "",
-                 {"from": previous, "to": p.participant_id})
+    if previous == to:
+        return {"ok": True}
+    await ctx.hub.state.set_control_holder(ctx.room_id, to)
+    await viewer.announce(ctx.hub, ctx.room_id, "taken" if to == host else "given", by=host)
+    await _audit(ctx, "room.control_handover", to, {"from": previous, "to": to})
     return {"ok": True}
 
 
+async def give_control(ctx: Ctx, p: GiveControl) -> dict[str, Any]:
+    """``null`` is "take it back": to the host, who then drives (not the default driver)."""
+    return await _hand_over(ctx, p.participant_id or ctx.member.participant_id)
+
+
+async def take_control(ctx: Ctx, _: Empty) -> dict[str, Any]:
+    """The host drives from now on, whoever drove before, in one step."""
+    return await _hand_over(ctx, ctx.member.participant_id)
+
+
 async def release_control(ctx: Ctx, _: Empty) -> dict[str, Any]:
+    """Back to the default driver: the presenter, else the host."""
     pid = ctx.member.participant_id
     if await ctx.hub.state.control_holder(ctx.room_id) != pid:
         raise SignalingError(CONFLICT, "you do not hold viewer control")
     await ctx.hub.state.set_control_holder(ctx.room_id, None)
-    await ctx.hub.broadcast(ctx.room_id, "control:changed", {"holder": None, "by": pid})
+    await viewer.announce(ctx.hub, ctx.room_id, "released", by=pid)
     await _audit(ctx, "room.control_handover", pid, {"from": pid, "to": None})
     return {"ok": True}
 

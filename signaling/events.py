@@ -57,6 +57,7 @@ EVENTS: dict[str, EventSpec] = {
     "host:remove": EventSpec(Remove, Action.MODERATE, controls.remove),
     "host:set_role": EventSpec(SetRole, Action.MODERATE, controls.set_role),
     "host:give_control": EventSpec(GiveControl, Action.MODERATE, controls.give_control),
+    "control:take": EventSpec(Empty, Action.MODERATE, controls.take_control),
     "control:release": EventSpec(Empty, Action.RELEASE_CONTROL, controls.release_control),
     "control:request": EventSpec(Empty, Action.PRESENCE, viewer.request_control),
     "viewer:state": EventSpec(ViewerStateIn, Action.PRESENCE, viewer.set_state),

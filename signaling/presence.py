@@ -8,7 +8,7 @@ from typing import Any
 
 from app.db.models import RoomRole
 
-from . import chat, lifecycle
+from . import chat, lifecycle, viewer
 from .errors import CONFLICT, FORBIDDEN, NOT_FOUND, SignalingError
 from .hub import NAMESPACE, Connection, Ctx, Hub, channel
 from .room_state import MediaState, Member, new_participant_id
@@ -20,13 +20,15 @@ log = logging.getLogger(__name__)
 async def snapshot(hub: Hub, room_id: int, member: Member) -> dict[str, Any]:
     """Everything an admitted member needs to draw the room, as of now."""
     members = await hub.state.members(room_id)
+    holder = await hub.state.control_holder(room_id)
     view: dict[str, Any] = {
         "consultation_id": room_id,
         "you": member.participant_id,
         "members": [m.public() for m in members if m.admitted],
         "hands": await hub.state.hands(room_id),
-        "control_holder": await hub.state.control_holder(room_id),
-        "viewer": viewer.public() if (viewer := await hub.state.viewer(room_id)) else None,
+        "control_holder": holder,
+        "driver": viewer.driver_of(members, holder),
+        "viewer": shared.public() if (shared := await hub.state.viewer(room_id)) else None,
         "auto_admit": await hub.state.auto_admit(room_id),
         "chat": await chat.history(hub.sessions, room_id),
     }
@@ -52,6 +54,7 @@ async def _announce_admission(hub: Hub, room_id: int, member: Member, client_add
         await hub.media.add(room_id, member.participant_id)
     await hub.broadcast(room_id, "presence:join", {"member": member.public()},
                         skip_sid=member.sid)
+    await viewer.arrived(hub, room_id, member, "joined")
     await lifecycle.record(hub.sessions, "room.join", user_id=by or member.user_id,
                            consultation_id=room_id, client_addr=client_addr,
                            object_id=member.participant_id,
@@ -105,6 +108,7 @@ async def _resume(hub: Hub, conn: Connection, existing: Member) -> dict[str, Any
     if old_sid is None:
         await hub.broadcast(room_id, "presence:update", {"member": member.public()},
                             skip_sid=conn.sid)
+        await viewer.arrived(hub, room_id, member, "resumed")
     if hub.media is not None:
         await hub.media.resumed(room_id, pid)
     return {"participant_id": pid, "status": "admitted", "resumed": True,
@@ -116,7 +120,7 @@ async def remove(hub: Hub, room_id: int, participant_id: str, reason: str, *,
                  ban: bool = False) -> Member | None:
     """Take a member out of the room for good and tell whoever needs to know."""
     hands_before = await hub.state.hands(room_id)
-    holder_before = await hub.state.control_holder(room_id)
+    control_before = await viewer.control(hub, room_id)
     member = await hub.state.remove(room_id, participant_id, ban=ban)
     if member is None:
         return None
@@ -134,8 +138,7 @@ async def remove(hub: Hub, room_id: int, participant_id: str, reason: str, *,
                         {"participant_id": participant_id, "reason": reason})
     if participant_id in hands_before:
         await hub.broadcast(room_id, "hands:update", {"hands": await hub.state.hands(room_id)})
-    if holder_before == participant_id:
-        await hub.broadcast(room_id, "control:changed", {"holder": None, "by": None})
+    await viewer.announce_if_changed(hub, room_id, control_before, "left")
     await lifecycle.record(hub.sessions, "room.leave", user_id=actor_user_id or member.user_id,
                            consultation_id=room_id, client_addr=client_addr,
                            object_id=participant_id,
@@ -163,6 +166,7 @@ async def away(hub: Hub, room_id: int, member: Member) -> None:
     """Tell the room that ``member`` is reconnecting."""
     if member.admitted:
         await hub.broadcast(room_id, "presence:update", {"member": member.public()})
+        await viewer.dropped(hub, room_id, member)
     else:
         await lobby_changed(hub, room_id)
 

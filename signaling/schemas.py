@@ -49,7 +49,7 @@ class SetRole(Payload):
 
 
 class GiveControl(Payload):
-    #: None takes control back from whoever holds it.
+    #: None: the host takes control back himself (as ``control:take``).
     participant_id: ParticipantId | None
 
 

@@ -84,8 +84,9 @@ async def test_roles_control_mute_and_removal(room: Room) -> None:
     assert demoted["changed"] == [observer.participant_id]
     assert await host.call("host:give_control", {"participant_id": observer.participant_id}) \
         == {"ok": True}
-    assert (await doctor.wait("control:changed")) == {"holder": observer.participant_id,
-                                                      "by": host.participant_id}
+    assert (await doctor.wait("control:changed", lambda d: d["reason"] == "given")) == {
+        "holder": observer.participant_id, "driver": observer.participant_id,
+        "by": host.participant_id, "reason": "given"}
     assert (await doctor.call("control:release"))["error"]["code"] == "conflict"
     assert await observer.call("control:release") == {"ok": True}
     await doctor.wait("control:changed", lambda d: d["holder"] is None)

@@ -68,7 +68,7 @@ async def test_the_controller_drives_every_viewer_and_late_joiners_open_there(ro
     snap = late.join_ack["snapshot"] or (late.seen("room:admitted")[0]["snapshot"])
     assert snap["viewer"]["seq"] == 2 and snap["viewer"]["by"] == doctor.participant_id
     assert snap["viewer"]["state"]["viewports"][0]["image_index"] == 120
-    assert snap["control_holder"] == doctor.participant_id
+    assert snap["control_holder"] == snap["driver"] == doctor.participant_id
 
 
 async def test_viewer_state_is_validated(room: Room):
@@ -108,7 +108,7 @@ async def test_the_host_drives_without_a_presenter_and_answers_requests(room: Ro
     await host.wait("control:requested")
     await doctor.call("control:cancel")
     assert await host.wait("control:request_cancelled") == \
-        {"participant_id": doctor.participant_id}
+        {"participant_id": doctor.participant_id, "by": doctor.participant_id}
     await doctor.call("control:request")
     assert await host.call("control:deny", {"participant_id": doctor.participant_id}) == \
         {"ok": True}

@@ -12,6 +12,7 @@ import { ApiError, SessionExpired, type Session } from "../session";
 import { strings } from "../strings";
 import { ChatPanel } from "../room/chat";
 import { RoomConnection, type Member, type RoomStatus, type Snapshot } from "../room/connection";
+import * as control from "../room/control";
 import { VideoGrid } from "../room/grid";
 import { IceServers } from "../room/ice";
 import { MediaSession, errorText } from "../room/media";
@@ -76,7 +77,7 @@ export function roomPage(
   let shownKind: RoomStatus["kind"] | null = null;
   const cleanups: (() => void)[] = [];
   let members: Member[] = [];
-  let controlHolder: string | null = null;
+  let controlState: control.ControlState = control.NO_CONTROL;
   let me: string | null = null;
   let lobby: Member[] = [];
   let hands: string[] = [];
@@ -92,7 +93,7 @@ export function roomPage(
   const speakingNow = new SpeakingDetector();
   let stopLevel: () => void = () => undefined;
 
-  const viewerPanel = new ViewerPanel(session, consultationId, () => connection, () => ({ members, controlHolder, me, myRole }));
+  const viewerPanel = new ViewerPanel(session, consultationId, () => connection, () => ({ members, control: controlState, me, myRole }));
   const people = new PeoplePanel(() => connection);
   const chat = new ChatPanel(() => connection);
   const record = new RecordPanel(session, consultationId);
@@ -202,7 +203,7 @@ export function roomPage(
   };
 
   const renderPeople = () => {
-    people.render({ members, lobby, me, isHost, controlHolder, hands });
+    people.render({ members, lobby, me, isHost, holder: controlState.holder, driver: controlState.driver, hands });
     renderGrid();
   };
 
@@ -249,7 +250,7 @@ export function roomPage(
 
   const applySnapshot = (snapshot: Snapshot) => {
     members = snapshot.members;
-    controlHolder = snapshot.control_holder;
+    controlState = control.fromSnapshot(controlState, snapshot);
     me = snapshot.you;
     myRole = members.find((m) => m.participant_id === me)?.role ?? myRole;
     lobby = snapshot.lobby ?? [];
@@ -323,17 +324,24 @@ export function roomPage(
         if (participant_id === me) myRole = role;
         renderAll();
       }),
-      conn.on<{ seq: number; by: string; state: WireViewerState }>("viewer:state", ({ seq, by, state }) => viewerPanel.receive(seq, state, by)),
+      conn.on<{ seq: number; state: WireViewerState }>("viewer:state", ({ seq, state }) => viewerPanel.receive(seq, state)),
       conn.on<{ x: number | null; y: number | null }>("viewer:pointer", ({ x, y }) => viewerPanel.pointer(x, y)),
-      conn.on<{ participant_id: string; name: string }>("control:requested", (r) => viewerPanel.controlRequested(r)),
+      conn.on<control.ControlRequest>("control:requested", (r) => {
+        controlState = control.requested(controlState, r);
+        viewerPanel.update();
+      }),
+      conn.on<control.RequestWithdrawn>("control:request_cancelled", (w) => {
+        controlState = control.withdrawn(controlState, w);
+        viewerPanel.update();
+      }),
       conn.on<{ lobby: Member[] }>("lobby:update", (b) => {
         lobby = b.lobby;
         renderPeople();
       }),
-      conn.on<{ holder: string | null }>("control:changed", ({ holder }) => {
-        controlHolder = holder;
+      conn.on<control.ControlChanged>("control:changed", (e) => {
+        controlState = control.changed(controlState, e);
         renderPeople();
-        viewerPanel.controlChanged();
+        viewerPanel.update();
       }),
       conn.on<{ hands: string[] }>("hands:update", (b) => {
         hands = b.hands;

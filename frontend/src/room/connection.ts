@@ -29,6 +29,8 @@ export interface Snapshot {
   members: Member[];
   hands: string[];
   control_holder: string | null;
+  /** Who drives the viewer now (signaling/viewer.py has the rule). */
+  driver: string | null;
   auto_admit: boolean;
   chat: unknown[];
   lobby?: Member[];

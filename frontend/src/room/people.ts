@@ -1,6 +1,6 @@
 /**
  * Who is in the room, the lobby, and the host's controls on each member: admit or deny,
- * mute request, remove, set role, give viewer control, lower a hand.
+ * mute request, remove, set role, give viewer control (or take it back), lower a hand.
  */
 
 import { errorBox, h, replaceChildren } from "../dom";
@@ -12,7 +12,9 @@ export interface PeopleState {
   lobby: Member[];
   me: string | null;
   isHost: boolean;
-  controlHolder: string | null;
+  /** Who holds control and who drives, as the server says (room/control.ts). */
+  holder: string | null;
+  driver: string | null;
   hands: string[];
 }
 
@@ -55,12 +57,12 @@ export class PeoplePanel {
             ["presenter", "participant", "observer"].map((r) => h("option", { value: r, selected: m.role === r }, strings.role(r))),
           );
           role.addEventListener("change", () => void this.act(role, "host:set_role", { participant_id: m.participant_id, role: role.value }));
-          const control =
-            s.controlHolder === m.participant_id
-              ? h("button", { type: "button", class: "small", "data-testid": "host-take-control" }, strings.takeBackControl)
-              : h("button", { type: "button", class: "small", "data-testid": "host-give-control" }, strings.giveControl);
+          const holds = s.holder === m.participant_id;
+          const control = holds
+            ? h("button", { type: "button", class: "small", "data-testid": "host-take-control" }, strings.takeBackControl)
+            : h("button", { type: "button", class: "small", "data-testid": "host-give-control" }, strings.giveControl);
           control.addEventListener("click", () =>
-            void this.act(control, "host:give_control", { participant_id: s.controlHolder === m.participant_id ? null : m.participant_id }),
+            void (holds ? this.act(control, "control:take", {}) : this.act(control, "host:give_control", { participant_id: m.participant_id })),
           );
           controls.push(role, mute, control, remove);
           if (s.hands.includes(m.participant_id)) {
@@ -79,7 +81,7 @@ export class PeoplePanel {
             "span",
             { class: "member-role" },
             strings.role(m.role),
-            m.participant_id === s.controlHolder ? ` · ${strings.controlHolder}` : "",
+            m.participant_id === s.driver ? ` · ${strings.driverMark}` : m.participant_id === s.holder ? ` · ${strings.holderMark}` : "",
             m.status === "reconnecting" ? ` · ${strings.memberReconnecting}` : "",
           ),
           controls.length ? h("span", { class: "host-controls", "data-testid": "host-controls" }, controls) : null,

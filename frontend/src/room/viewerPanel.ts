@@ -1,7 +1,8 @@
 /**
  * The case and the shared viewer inside the room: studies and series with thumbnails, the
- * stack viewer, the sync bar (follow / drive / request control), the host's control requests
- * and the laser pointer. Moved out of pages/room.ts unchanged in behaviour.
+ * stack viewer in a frame that says who drives, the sync bar (who drives in words, back to
+ * following, take / request / release control), the requests for control and the laser
+ * pointer. What it offers comes from room/control.ts, from what the server says.
  */
 
 import type { Case, Consultation } from "../api";
@@ -14,6 +15,7 @@ import { ViewerStore } from "../viewer/store";
 import type { StackViewer } from "../viewer/viewer";
 import type { WireViewerState } from "../viewer/wire";
 import type { Member, RoomConnection } from "./connection";
+import { controlView, type ControlAction, type ControlState, type ControlView } from "./control";
 import { ViewerSync } from "./sync";
 
 export const VIEW_KEY = (id: number) => `hoichan.viewer.${id}`;
@@ -31,20 +33,22 @@ function loadView(id: number): ViewerState | null {
 
 export interface RoomView {
   members: Member[];
-  controlHolder: string | null;
+  control: ControlState;
   me: string | null;
   myRole: string;
 }
 
 export class ViewerPanel {
   readonly requestList = h("section", { class: "control-requests", "data-testid": "control-requests" });
+  private readonly frameLabel = h("span", { class: "viewer-frame-label", "data-testid": "frame-label" });
+  private readonly notice = h("span", { class: "viewer-frame-notice", role: "status", "data-testid": "control-notice" });
+  /** Around the viewer: coloured by who drives, with the driver's name on it. */
+  private readonly frame = h("div", { class: "viewer-frame", "data-testid": "viewer-frame", "data-control": "nobody" },
+    h("div", { class: "viewer-frame-bar" }, this.frameLabel, this.notice));
   viewer: StackViewer | null = null;
   private store: ViewerStore | null = null;
   private sync: ViewerSync | null = null;
   private pendingShared: { seq: number; state: WireViewerState } | null = null;
-  private controlRequests: { participant_id: string; name: string }[] = [];
-  private controlAsked = false;
-  private lastDriver: string | null = null;
   private opening: string | null = null;
   private disposed = false;
   private readonly objectUrls: string[] = [];
@@ -58,13 +62,9 @@ export class ViewerPanel {
     private readonly room: () => RoomView,
   ) {}
 
-  /** Drives the shared view: holds control; while nobody does, the presenter, or the host
-   * when no presenter is connected (the server's rule, docs/signaling.md). */
-  private canDrive(): boolean {
-    const { controlHolder, me, myRole, members } = this.room();
-    if (controlHolder !== null) return controlHolder === me;
-    if (myRole === "presenter") return true;
-    return myRole === "host" && !members.some((m) => m.role === "presenter" && m.status === "connected");
+  private view(): ControlView {
+    const { control, me, myRole, members } = this.room();
+    return controlView(control, { me, myRole, members, following: this.store?.following ?? true });
   }
 
   private async control(event: string, payload: object = {}): Promise<void> {
@@ -75,78 +75,53 @@ export class ViewerPanel {
     }
   }
 
-  renderSyncBar(): void {
+  private renderSyncBar(view: ControlView): void {
     const { viewer, store } = this;
     if (!viewer || !store) return;
-    const { controlHolder, me, myRole, members } = this.room();
-    // Who leads: the control holder, else whoever sent the last shared state.
-    const leader = members.find((m) => m.participant_id === (controlHolder ?? this.lastDriver));
-    const driving = store.isDriving;
-    const text = driving ? strings.syncDriving : store.following ? strings.syncFollowing(leader?.name ?? null) : strings.syncLookingAround;
-    const buttons: HTMLElement[] = [];
-    if (!driving && !store.following) {
-      buttons.push(h("button", { type: "button", class: "primary", "data-testid": "follow", onclick: () => store.follow() }, strings.follow));
-    }
-    if (controlHolder !== null && controlHolder === me) {
-      buttons.push(h("button", { type: "button", "data-testid": "release-control", onclick: () => void this.control("control:release") }, strings.releaseControl));
-    } else if (!this.canDrive() && myRole !== "observer") {
-      buttons.push(
-        h("button", {
-          type: "button", "data-testid": "request-control", disabled: this.controlAsked,
-          onclick: async () => {
-            this.controlAsked = true;
-            this.renderSyncBar();
-            await this.control("control:request");
-          },
-        }, this.controlAsked ? strings.controlRequested : strings.requestControl),
-      );
-    }
-    if (myRole === "host" && controlHolder !== null && controlHolder !== me) {
-      buttons.push(h("button", { type: "button", "data-testid": "take-control", onclick: () => void this.control("host:give_control", { participant_id: null }) }, strings.takeBackControl));
-    }
-    replaceChildren(viewer.syncBar, h("span", { class: "sync-text", "data-testid": "sync-text" }, text), buttons);
+    const buttons = view.actions.map((a) =>
+      h("button", {
+        type: "button", class: a.kind === "follow" || a.kind === "take" ? "primary" : null, "data-testid": ACTION_TEST_IDS[a.kind],
+        onclick: () => (a.event === null ? store.follow() : void this.control(a.event)),
+      }, a.label),
+    );
+    replaceChildren(viewer.syncBar, h("span", { class: "sync-text", "data-testid": "sync-text" }, view.status), buttons);
     viewer.el.dataset.following = String(store.following);
-    viewer.el.dataset.driving = String(driving);
+    viewer.el.dataset.driving = String(view.driving);
   }
 
-  renderRequests(): void {
-    const { controlHolder, members } = this.room();
-    this.controlRequests = this.controlRequests.filter(
-      (r) => r.participant_id !== controlHolder && members.some((m) => m.participant_id === r.participant_id),
-    );
+  private renderFrame(view: ControlView): void {
+    this.frame.dataset.control = view.mode;
+    this.frameLabel.textContent = view.frameLabel;
+    this.notice.textContent = view.notice ?? "";
+  }
+
+  private renderRequests(view: ControlView): void {
     replaceChildren(
       this.requestList,
-      this.controlRequests.map((r) =>
+      view.requests.map((r) =>
         h("div", { class: "control-request", "data-participant": r.participant_id },
-          h("span", {}, strings.asksForControl(r.name)),
-          h("button", { type: "button", class: "primary", "data-testid": "give-control", onclick: () => void this.control("host:give_control", { participant_id: r.participant_id }) }, strings.giveControl)),
+          h("span", {}, r.text),
+          r.answer
+            ? h("span", { class: "control-request-answer" },
+                h("button", { type: "button", class: "primary", "data-testid": "give-control", onclick: () => void this.control("host:give_control", { participant_id: r.participant_id }) }, strings.giveControl),
+                h("button", { type: "button", "data-testid": "decline-control", onclick: () => void this.control("control:deny", { participant_id: r.participant_id }) }, strings.declineControl))
+            : null),
       ),
     );
   }
 
-  /** Roles, members or control changed. */
+  /** Roles, members, control or following changed: drive or follow as the server says. */
   update(): void {
-    this.sync?.setDriving(this.canDrive());
-    this.renderSyncBar();
-    this.renderRequests();
-  }
-
-  controlChanged(): void {
-    this.controlAsked = false;
-    this.update();
-  }
-
-  controlRequested(r: { participant_id: string; name: string }): void {
-    this.controlRequests = [...this.controlRequests.filter((x) => x.participant_id !== r.participant_id), r];
-    this.renderRequests();
+    // Becoming the driver also ends looking around: the view is read again after that.
+    this.sync?.setDriving(this.view().driving);
+    const view = this.view();
+    this.renderSyncBar(view);
+    this.renderFrame(view);
+    this.renderRequests(view);
   }
 
   /** A shared state (`viewer:state`, or the snapshot's `viewer`). */
-  receive(seq: number, state: WireViewerState, by?: string): void {
-    if (by !== undefined && this.lastDriver !== by) {
-      this.lastDriver = by;
-      this.renderSyncBar();
-    }
+  receive(seq: number, state: WireViewerState): void {
     if (this.sync) this.sync.receive(seq, state);
     else if (!this.pendingShared || seq > this.pendingShared.seq) this.pendingShared = { seq, state };
   }
@@ -171,7 +146,8 @@ export class ViewerPanel {
     if (this.disposed) return;
     const viewer = (this.viewer = new viewerModule.StackViewer(this.session, store));
     this.root = casePanel;
-    replaceChildren(viewerHost, viewer.el);
+    this.frame.append(viewer.el);
+    replaceChildren(viewerHost, this.frame);
 
     let saveTimer: number | undefined;
     this.cleanups.push(
@@ -221,7 +197,7 @@ export class ViewerPanel {
       },
       { imageCount: (uid) => viewer.imageCount(uid), onError: (err) => console.warn("viewer:state", err) },
     ));
-    this.cleanups.push(() => sync.dispose(), store.onFollowChange(() => this.renderSyncBar()));
+    this.cleanups.push(() => sync.dispose(), store.onFollowChange(() => this.update()));
     if (this.pendingShared) sync.receive(this.pendingShared.seq, this.pendingShared.state);
     this.pendingShared = null;
     if (!store.shared && saved && allSeries.some((s) => s.seriesUID === saved.seriesUID)) store.replace(saved);
@@ -329,6 +305,14 @@ export class ViewerPanel {
     for (const url of this.objectUrls) URL.revokeObjectURL(url);
   }
 }
+
+const ACTION_TEST_IDS: Record<ControlAction["kind"], string> = {
+  follow: "follow",
+  take: "take-control",
+  release: "release-control",
+  request: "request-control",
+  cancel: "cancel-request",
+};
 
 function studyTitle(study: StudyInfo | null, caseItem: Case): string {
   if (!study) return caseItem.patient_id;

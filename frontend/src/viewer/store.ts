@@ -6,8 +6,9 @@
  *   dropped.
  * - Looking around: a member who does not drive and scrolls or windows locally stops
  *   following; the shared state is still tracked, and `follow()` goes back to it at once.
- * - Driving (holding control, or host/presenter while nobody holds it): local changes are
- *   shown at once and handed to the `onLocalChange` listeners, for the room channel.
+ * - Driving (the server names this member the driver: room/control.ts): every local change
+ *   is shown at once and handed to the `onLocalChange` listeners, for the room channel, so
+ *   the driver is never the one looking around while the room waits.
  */
 
 import { EMPTY_STATE, reduce, type ViewerAction, type ViewerState } from "./state";
