@@ -11,14 +11,19 @@ TEST_CMDS := /usr/sbin/Orthanc /usr/bin/storescu /usr/bin/chromium /usr/bin/turn
 	/usr/sbin/nginx
 
 # The browser app (TypeScript, Vite): installed exactly from package-lock.json, rebuilt into
-# frontend/dist only when a source or the lockfile changed. Needs Node.js 20.19+ and npm.
+# frontend/dist only when a source or the lockfile changed. Needs npm and a Node.js of
+# frontend/package.json's "engines" (README, "The two commands", says why those).
+NODE ?= node
 NPM ?= npm
+NODE_ENGINES := $(shell sed -n 's/^ *"node": *"\([^"]*\)".*/\1/p' frontend/package.json)
 FRONTEND_SRC := $(shell find frontend/src -type f 2>/dev/null) \
 	frontend/index.html frontend/vite.config.ts frontend/tsconfig.json frontend/package.json
 
-.PHONY: run test deps test-deps system-deps frontend frontend-deps frontend-test migrate clean
+.PHONY: run test deps test-deps system-deps node-version frontend frontend-deps frontend-test \
+	migrate clean
 
-run: deps frontend
+# Node.js first: a missing or old one is said in one line before anything is installed.
+run: node-version deps frontend
 	$(BIN)/hoichan migrate
 	$(BIN)/hoichan seed-demo
 	$(BIN)/hoichan serve
@@ -48,8 +53,13 @@ system-deps:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(TEST_APT); \
 	fi
 
-frontend/node_modules/.installed: frontend/package.json frontend/package-lock.json
-	@command -v $(NPM) >/dev/null || { echo "Node.js 20.19+ with npm is needed to build frontend/"; exit 1; }
+node-version:
+	@for c in $(NODE) $(NPM); do command -v $$c >/dev/null || { echo "building frontend/ \
+	needs Node.js $(NODE_ENGINES) with npm, and $$c is not on PATH: install Node.js 22 or 24 \
+	LTS" >&2; exit 1; }; done
+	@cd frontend && $(NODE) check-node.cjs
+
+frontend/node_modules/.installed: frontend/package.json frontend/package-lock.json | node-version
 	cd frontend && $(NPM) ci --prefer-offline --no-audit --no-fund
 	touch $@
 

@@ -12,14 +12,11 @@ import sys
 from collections.abc import Callable
 
 import uvloop
-from aiohttp import web
 from pydantic import ValidationError
 from pydicom.uid import generate_uid
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
-from app import demo
+from app import demo, startup
 from app.config import ConfigError, Settings, load_settings
 from app.db import migrate
 from app.db.engine import create_engine, session_factory
@@ -33,7 +30,9 @@ DEMO_SLICES = 200
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Alembic would answer an unknown revision (a newer code's) or a database it cannot reach
+    # with a traceback; both are said in one line first.
+    startup.database_revision(settings)
     if args.revision.startswith("-") or args.down:
         migrate.downgrade(settings.database_url, args.revision)
     else:
@@ -42,43 +41,25 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _schema_current(settings: Settings) -> str | None:
-    engine = create_engine(settings.database_url)
-    try:
-        return await migrate.current_revision(engine)
-    finally:
-        await engine.dispose()
-
-
 SHUTDOWN_TIMEOUT_S = 10.0
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from app.server import create_app
 
-    try:
-        current = asyncio.run(_schema_current(settings))
-    except (SQLAlchemyError, OSError) as exc:
-        # An unreachable or missing database is an operator's setup problem: say which
-        # database and why in one line, not with a driver traceback.
-        url = make_url(settings.database_url).render_as_string(hide_password=True)
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        print(f"cannot read the database at {url}: {reason}", file=sys.stderr)
-        return 1
-    if current != migrate.head_revision():
-        print(f"database schema is at {current or 'nothing'}, the code needs "
-              f"{migrate.head_revision()}: run `hoichan migrate` first", file=sys.stderr)
-        return 1
+    startup.check_schema(settings)
+    startup.check_frontend()
+    sockets = startup.listen_http(settings.host, settings.port)
     _log_to_stderr()
     # /healthz reads the schema revision through Alembic, which would log every probe.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # uvloop: the SFU forwards every packet through the loop (docs/performance.md,
     # "Per-packet path": 5-8 % less CPU than asyncio's own).
-    web.run_app(create_app(settings), host=settings.host, port=settings.port,
-                loop=uvloop.new_event_loop(),
-                # After the drain (signaling/node.py) nothing long-lived is left to wait for.
-                shutdown_timeout=SHUTDOWN_TIMEOUT_S,
-                print=lambda _: print(f"Hoichan serving on http://{settings.host}:{settings.port}"))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        # After the drain (signaling/node.py) nothing long-lived is left to wait for.
+        runner.run(startup.serve(
+            create_app(settings), sockets, SHUTDOWN_TIMEOUT_S,
+            lambda urls: print(f"Hoichan serving on {', '.join(urls)}", flush=True)))
     return 0
 
 
@@ -225,6 +206,8 @@ Command = Callable[[Settings, argparse.Namespace], int]
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hoichan", description=__doc__)
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback of a configuration or start-up error too")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="serve the platform (HOICHAN_HOST:HOICHAN_PORT)")
     s.set_defaults(func=cmd_serve)
@@ -265,14 +248,22 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit status 2 for a setting that cannot be used, 1 for a start that cannot succeed;
+    either is one line on stderr unless --debug."""
     args = parser().parse_args(argv)
+    func: Command = args.func
     try:
-        settings = load_settings()
+        return func(load_settings(), args)
     except ConfigError as exc:
+        if args.debug:
+            raise
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    func: Command = args.func
-    return func(settings, args)
+    except startup.StartupError as exc:
+        if args.debug:
+            raise
+        print(exc, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

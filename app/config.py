@@ -7,9 +7,12 @@ production overrides them through the environment (see README.md, "Configuration
 from __future__ import annotations
 
 import os
+import pwd
 import secrets
 import socket
 import ssl
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
@@ -125,6 +128,13 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
 
+def _user() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # a uid without a passwd entry, as in some containers
+        return f"uid {os.geteuid()}"
+
+
 def load_jwt_secret(data_dir: Path) -> str:
     """The signing secret from the environment, else the one kept in the data dir.
 
@@ -138,19 +148,45 @@ def load_jwt_secret(data_dir: Path) -> str:
         return configured
     path = data_dir / JWT_SECRET_FILE
     if path.exists():
-        kept = path.read_text().strip()
+        try:
+            kept = path.read_text().strip()
+        except OSError as exc:  # written by another user, say root running `make run`
+            raise ConfigError(f"cannot read {path}: {exc.strerror}; let the user {_user()} "
+                              f"read it or set {ENV_PREFIX}JWT_SECRET") from None
         # A file cut short (a crash between creating and writing it) must not make the
         # server sign tokens with an empty or guessable key.
         if len(kept) < 32:
             raise ConfigError(f"{path} holds no usable secret (under 32 characters); "
                               f"remove it to generate a new one or set {ENV_PREFIX}JWT_SECRET")
         return kept
-    data_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(secret + "\n")
     return secret
+
+
+def _data_dir(raw: str) -> Path:
+    """The data dir, made if missing and checked now by listing it and writing a file in it:
+    the SQLite database, the DICOM store and the secrets live there, and the first C-STORE or
+    login is no time to find out that they cannot."""
+    path = Path(raw).resolve()
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("create", lambda: path.mkdir(parents=True, exist_ok=True)),
+        ("read", lambda: os.listdir(path)),
+        ("write to", lambda: tempfile.TemporaryFile(dir=path).close()),
+    ]
+    for action, step in steps:
+        try:
+            step()
+        except FileExistsError:  # what mkdir says of a file in the way
+            raise ConfigError(f"{ENV_PREFIX}DATA_DIR: {path} is a file, not a directory; set "
+                              f"{ENV_PREFIX}DATA_DIR to a directory") from None
+        except OSError as exc:
+            raise ConfigError(f"{ENV_PREFIX}DATA_DIR: cannot {action} {path}: "
+                              f"{exc.strerror or exc}; let the user {_user()} {action} it or "
+                              f"set {ENV_PREFIX}DATA_DIR to another directory") from None
+    return path
 
 
 def _dicom_tls() -> tuple[Path | None, Path | None, Path | None]:
@@ -219,7 +255,7 @@ def _trusted_proxies() -> tuple[IPv4Network | IPv6Network, ...]:
 
 
 def load_settings() -> Settings:
-    data_dir = Path(_env("DATA_DIR", "./var")).resolve()
+    data_dir = _data_dir(_env("DATA_DIR", "./var"))
     database_url = _env("DATABASE_URL", f"sqlite+aiosqlite:///{data_dir / 'hoichan.db'}")
     if not database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
         raise ConfigError(
@@ -239,6 +275,10 @@ def load_settings() -> Settings:
     turn_urls, turn_secret = _turn_servers()
     host = _env("HOST", "127.0.0.1")
     port = _env_int("PORT", 8080, minimum=0, maximum=MAX_PORT)
+    dicom_port = _env_int("DICOM_PORT", 11112, minimum=0, maximum=MAX_PORT)
+    if dicom_port and dicom_port == port:
+        raise ConfigError(f"{ENV_PREFIX}PORT and {ENV_PREFIX}DICOM_PORT are both {port}: HTTP "
+                          "and DICOM need a port each")
     redis_url = _env("REDIS_URL", "")
     return Settings(
         data_dir=data_dir,
@@ -259,7 +299,7 @@ def load_settings() -> Settings:
         join_token_minutes=_env_int("JOIN_TOKEN_MINUTES", 10, minimum=1, maximum=MAX_MINUTES),
         lobby_lead_minutes=_env_int("LOBBY_LEAD_MINUTES", 15, minimum=0, maximum=MAX_MINUTES),
         dicom_ae_title=ae_title,
-        dicom_port=_env_int("DICOM_PORT", 11112, minimum=0, maximum=MAX_PORT),
+        dicom_port=dicom_port,
         ice_host_addresses=ice,
         dicom_allowed_callers=callers,
         dicom_callers_from_nodes=_env_bool("DICOM_CALLERS_FROM_NODES", False),

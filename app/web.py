@@ -69,6 +69,12 @@ NOT_BUILT = (
 )
 
 
+def missing_build(dist: Path | None = None) -> Path | None:
+    """The index.html a build of the browser app would have made, if it is not there."""
+    index = (dist or DEFAULT_DIST) / "index.html"
+    return None if index.is_file() else index
+
+
 def is_client_route(path: str) -> bool:
     """A path the browser app routes itself (answered with index.html)."""
     if any(path == p or path.startswith(p + "/") for p in SERVER_PREFIXES):
@@ -114,8 +120,8 @@ async def _client_routes(request: web.Request, handler: Handler) -> web.StreamRe
 def setup_web(app: web.Application, dist: Path | None = None) -> None:
     """Serves the built browser app; call after every other route is added."""
     app[DIST_DIR] = dist or DEFAULT_DIST
-    index = app[DIST_DIR] / "index.html"
-    if not index.is_file():
+    index = missing_build(app[DIST_DIR])
+    if index is not None:
         log.warning("browser app not built (%s missing): pages answer 503", index)
     app.router.add_get("/", _index)
     app.router.add_get("/index.html", _index)

@@ -142,7 +142,8 @@ class World:
 @pytest.fixture
 async def world(settings: Settings) -> World:
     """Keys: ``admin``, ``coordinator``, and the hospital code of each doctor (``BM`` is the
-    central expert hosting the demo consultation; ``NDI`` presents; the rest participate)."""
+    central expert hosting the demo consultation; ``NDI`` presents; ``HYE`` and ``THA``, from
+    outside the 1-4-4-2 network, observe; the rest participate)."""
     engine = create_engine(settings.database_url)
     try:
         async with session_factory(engine).begin() as session:

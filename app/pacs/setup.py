@@ -12,6 +12,7 @@ from app.appkeys import SESSIONS, SETTINGS
 from app.pacs.ingest import ingest
 from app.pacs.models import NodeKind, PacsNode
 from app.pacs.scp import StoreScp, tls_context
+from app.startup import dicom_bind_error
 
 SCP = web.AppKey("dicom_scp", StoreScp)
 
@@ -30,7 +31,10 @@ def setup_pacs(app: web.Application) -> None:
             settings.dicom_allowed_callers,
             partial(ingest, app[SESSIONS], settings.data_dir), asyncio.get_running_loop(),
             ssl_context=tls)
-        await asyncio.to_thread(scp.start)
+        try:
+            await asyncio.to_thread(scp.start)
+        except OSError as exc:
+            raise dicom_bind_error(settings.host, settings.dicom_port, exc) from exc
         app[SCP] = scp
         await refresh_callers(app)
 

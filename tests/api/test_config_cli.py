@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from app import __version__, cli
+from app import __version__, cli, demo
 from app.auth.passwords import verify_password
 from app.config import JWT_SECRET_FILE, ConfigError, load_settings
 from app.db.migrate import head_revision
@@ -169,11 +169,11 @@ Hoichan = Callable[..., Ran]
 @pytest.fixture
 def hoichan(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Hoichan:
     """The same command line through `hoichan`'s main() in this process: a process start per
-    call would make each check seconds slower. `serve` must never get as far as serving."""
+    call would make each check seconds slower. `serve` must never get as far as listening."""
     def refuse_to_serve(*_: object, **__: object) -> None:
-        raise AssertionError("serve started the server")
+        raise AssertionError("serve went on to listen")
 
-    monkeypatch.setattr(cli.web, "run_app", refuse_to_serve)
+    monkeypatch.setattr(cli.startup, "listen_http", refuse_to_serve)
 
     def call(data: Path, *args: str, **extra: str) -> Ran:
         with monkeypatch.context() as m:
@@ -242,10 +242,11 @@ def test_migrate_brings_a_new_data_dir_to_the_head_revision(hoichan, tmp_path):
 
 def test_seed_demo_builds_the_1_4_4_2_network_with_a_consultation_now(seeded):
     data, out = seeded
-    assert "13 accounts" in out and DEMO_PASSWORD in out
+    assert "15 accounts" in out and DEMO_PASSWORD in out
     assert f"demo CT study stored: {cli.DEMO_SLICES} slices" in out
     tiers = dict(rows(data, "SELECT tier, count(*) FROM hospitals GROUP BY tier"))
-    assert tiers == {"central": 1, "provincial": 4, "district": 4, "commune": 2}
+    # The 1-4-4-2 network, and a provincial hospital and a district centre beyond it.
+    assert tiers == {"central": 1, "provincial": 5, "district": 5, "commune": 2}
     # Every hospital but the central one is supported by a hospital one tier up.
     rank = {"central": 0, "provincial": 1, "district": 2, "commune": 3}
     for tier, parent_tier in rows(data, "SELECT h.tier, p.tier FROM hospitals h "
@@ -254,12 +255,12 @@ def test_seed_demo_builds_the_1_4_4_2_network_with_a_consultation_now(seeded):
         if parent_tier is not None:
             assert rank[parent_tier] == rank[tier] - 1
     roles = [json.loads(r) for (r,) in rows(data, "SELECT roles FROM users")]
-    assert sorted(map(tuple, roles)).count(("doctor",)) == 11
+    assert sorted(map(tuple, roles)).count(("doctor",)) == 13
     assert ["admin"] in roles and ["coordinator"] in roles
     doctors_per_hospital = rows(data, "SELECT count(*) FROM users u JOIN hospitals h "
                                       "ON h.id = u.hospital_id WHERE u.roles LIKE '%doctor%' "
                                       "GROUP BY h.id")
-    assert doctors_per_hospital == [(1,)] * 11
+    assert doctors_per_hospital == [(1,)] * 13
     # The demo password logs in every account (argon2 hashes, never the password itself).
     for (pw_hash,) in rows(data, "SELECT password_hash FROM users"):
         assert pw_hash.startswith("$argon2") and verify_password(pw_hash, DEMO_PASSWORD)
@@ -273,6 +274,33 @@ def test_seed_demo_builds_the_1_4_4_2_network_with_a_consultation_now(seeded):
     creds = data / "demo-credentials.txt"
     assert stat.S_IMODE(creds.stat().st_mode) == 0o600
     assert DEMO_PASSWORD in creds.read_text()
+
+
+def test_the_demo_consultation_has_every_room_role_and_observers_from_beyond(seeded):
+    data, _ = seeded
+    invited = rows(data, "SELECT h.code, i.role FROM invitations i JOIN users u "
+                         "ON u.id = i.user_id JOIN hospitals h ON h.id = u.hospital_id")
+    roles = sorted(role for _, role in invited)
+    assert roles == sorted(["host", "presenter"] + ["participant"] * 9 + ["observer"] * 2)
+    by_role: dict[str, set[str]] = {}
+    for code, role in invited:
+        by_role.setdefault(role, set()).add(code)
+    assert (by_role["host"], by_role["presenter"]) == ({"BM"}, {"NDI"})
+    # The observers are the doctors of the two hospitals outside the 1-4-4-2 network: a
+    # provincial hospital and a district centre, each under a hospital one tier up.
+    network = {code for code, *_ in demo.NETWORK}
+    assert by_role["host"] | by_role["presenter"] | by_role["participant"] == network
+    assert by_role["observer"].isdisjoint(network)
+    assert sorted(rows(data, "SELECT h.tier FROM hospitals h WHERE h.code IN "
+                             f"{tuple(by_role['observer'])}")) == [("district",),
+                                                                   ("provincial",)]
+    # Their logins are in the credentials file, saying what they are in the consultation.
+    creds = (data / "demo-credentials.txt").read_text()
+    for code in by_role["observer"]:
+        [line] = [line for line in creds.splitlines() if demo.doctor_email(code) in line]
+        assert line.endswith("observer in the demo consultation"), line
+    for role in ("host", "presenter", "participant"):
+        assert f" {role} in the demo consultation" in creds
 
 
 def test_seed_demo_a_second_time_changes_nothing(seeded, hoichan):
@@ -372,9 +400,10 @@ def test_serve_says_clearly_when_the_database_cannot_be_reached(hoichan, tmp_pat
     url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:5432/hoichan_no_such_database"
     r = hoichan(tmp_path / "data", "serve", HOICHAN_DATABASE_URL=url)
     assert r.returncode == 1
-    # One line naming the database and why, not a driver traceback.
+    # One line naming the database, why, and the setting; not a driver traceback.
     [line] = r.stderr.strip().splitlines()
     assert "hoichan_no_such_database" in line and "does not exist" in line
+    assert "HOICHAN_DATABASE_URL" in line
 
 
 def _free_port() -> int:

@@ -14,13 +14,13 @@ NEW_USER = {"email": "Bs.Moi@BachMai.vn", "name": "BS. Mới", "password": "long
 async def test_the_network_lists_by_tier_and_supporting_hospital(client, world):
     r = await client.get("/api/hospitals", headers=world.auth("GTI"))
     hospitals = await r.json()
-    assert len(hospitals) == 11
+    assert len(hospitals) == 13  # the 1-4-4-2 network and two observing hospitals
     by_code = {h["code"]: h for h in hospitals}
     assert by_code["BM"]["tier"] == "central" and by_code["BM"]["parent_id"] is None
     assert by_code["GTI"]["parent_id"] == by_code["GTH"]["id"]
     r = await client.get("/api/hospitals", params={"tier": "provincial"},
                          headers=world.auth("GTI"))
-    assert sorted(h["code"] for h in await r.json()) == ["HNA", "NBI", "NDI", "TBI"]
+    assert sorted(h["code"] for h in await r.json()) == ["HNA", "HYE", "NBI", "NDI", "TBI"]
     r = await client.get("/api/hospitals", params={"parent_id": str(by_code["NDI"]["id"])},
                          headers=world.auth("GTI"))
     assert sorted(h["code"] for h in await r.json()) == ["GTH", "HHA"]
@@ -81,19 +81,19 @@ async def test_coordinators_find_users_to_invite(client, world):
         page = await r.json()
         return [u["email"] for u in page["items"]]
 
-    assert len(await emails()) == 13
+    assert len(await emails()) == 15
     assert await emails(hospital_id=world.user("GTI").hospital_id) == [
         "doctor.gti@demo.hoichan.vn"]
     assert sorted(await emails(tier="district")) == [
-        f"doctor.{c}@demo.hoichan.vn" for c in ("gth", "hha", "kba", "kxu")]
+        f"doctor.{c}@demo.hoichan.vn" for c in ("gth", "hha", "kba", "kxu", "tha")]
     assert await emails(role="coordinator") == ["coordinator@demo.hoichan.vn"]
     assert await emails(q="DOCTOR.KX") == ["doctor.kxu@demo.hoichan.vn"]
     assert await emails(q="ngô thị") == ["doctor.gti@demo.hoichan.vn"]  # by name
     assert await emails(q="%") == [] and await emails(q="_") == []  # literal, not wildcards
-    r = await client.get("/api/users", params={"role": "doctor", "limit": "3", "offset": "9"},
+    r = await client.get("/api/users", params={"role": "doctor", "limit": "3", "offset": "11"},
                          headers=world.auth("coordinator"))
     page = await r.json()
-    assert page["total"] == 11 and len(page["items"]) == 2
+    assert page["total"] == 13 and len(page["items"]) == 2
 
 
 async def test_an_admin_changes_name_roles_password_and_active_flag(client, world):

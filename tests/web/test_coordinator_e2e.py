@@ -115,7 +115,8 @@ def test_coordinator_schedules_and_attaches_a_pacs_study(
     # Two provincial doctors (one as presenter), and a district hospital as observers.
     page.get_by_test_id("tier-filter").select_option("provincial")
     results = page.get_by_test_id("doctor-results")
-    expect(results.get_by_test_id("doctor")).to_have_count(4)
+    # The 1-4-4-2 network's four and the demo's observing provincial hospital's.
+    expect(results.get_by_test_id("doctor")).to_have_count(5)
     expect(results.get_by_test_id("doctor").filter(has_text="Nguyễn Văn An")).to_have_count(0)
     page.get_by_test_id("new-invitee-role").select_option("presenter")
     results.get_by_test_id("doctor").filter(has_text="Trần Thị Bình").get_by_test_id(
