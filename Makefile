@@ -19,7 +19,7 @@ NODE_ENGINES := $(shell sed -n 's/^ *"node": *"\([^"]*\)".*/\1/p' frontend/packa
 FRONTEND_SRC := $(shell find frontend/src -type f 2>/dev/null) \
 	frontend/index.html frontend/vite.config.ts frontend/tsconfig.json frontend/package.json
 
-.PHONY: run test deps test-deps system-deps node-version frontend frontend-deps frontend-test \
+.PHONY: run test lint deps test-deps system-deps node-version frontend frontend-deps frontend-test \
 	migrate clean
 
 # Node.js first: a missing or old one is said in one line before anything is installed.
@@ -28,8 +28,15 @@ run: node-version deps frontend
 	$(BIN)/hoichan seed-demo
 	$(BIN)/hoichan serve
 
-test: test-deps system-deps frontend frontend-test
+# Lint and types first: a finding fails the run before the 15-minute suite starts.
+test: test-deps system-deps lint frontend frontend-test
 	$(BIN)/pytest -q
+
+# ruff and mypy --strict as configured in pyproject.toml; the TypeScript is type-checked by
+# the frontend build (tsc --noEmit).
+lint: test-deps
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

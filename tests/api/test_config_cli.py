@@ -17,7 +17,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -266,7 +266,7 @@ def test_seed_demo_builds_the_1_4_4_2_network_with_a_consultation_now(seeded):
         assert pw_hash.startswith("$argon2") and verify_password(pw_hash, DEMO_PASSWORD)
     [(start, end, status)] = rows(data, "SELECT scheduled_start, scheduled_end, status "
                                         "FROM consultations")
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     assert datetime.fromisoformat(start) <= now < datetime.fromisoformat(end)
     assert status == "scheduled"
     assert rows(data, "SELECT count(*) FROM cases") == [(1,)]

@@ -43,16 +43,16 @@ class Orthanc:
         stop_process(self.process)
 
     async def upload(self, data: bytes) -> str:
-        async with aiohttp.ClientSession() as http:
-            async with http.post(f"{self.url}/instances", data=data) as r:
-                assert r.status == 200, await r.text()
-                return str((await r.json())["ID"])
+        async with (aiohttp.ClientSession() as http,
+                    http.post(f"{self.url}/instances", data=data) as r):
+            assert r.status == 200, await r.text()
+            return str((await r.json())["ID"])
 
     async def push(self, modality: str, resource: str) -> dict[str, object]:
-        async with aiohttp.ClientSession() as http:
-            async with http.post(f"{self.url}/modalities/{modality}/store",
-                                 json={"Resources": [resource], "Synchronous": True}) as r:
-                return {"status": r.status, "body": await r.text()}
+        async with (aiohttp.ClientSession() as http,
+                    http.post(f"{self.url}/modalities/{modality}/store",
+                              json={"Resources": [resource], "Synchronous": True}) as r):
+            return {"status": r.status, "body": await r.text()}
 
 
 def start_orthanc(folder: Path, peers: dict[str, tuple[str, int]]) -> Orthanc:

@@ -10,7 +10,6 @@ import io
 import re
 
 import brotli
-
 import numpy as np
 import pydicom
 import pytest

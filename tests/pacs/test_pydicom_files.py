@@ -18,8 +18,8 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_files
 from pydicom.datadict import tag_for_keyword
-from pydicom.encaps import generate_frames
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import generate_frames
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder, pixel_array
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid

@@ -32,10 +32,10 @@ async def server(world, tmp_path) -> AsyncIterator[tuple[AppProcess, list[str], 
     await store_series(sessions, app.data_dir, DEMO_STUDY_UID, 3)
     await asyncio.to_thread(app.start)
     try:
-        async with aiohttp.ClientSession(headers=world.auth("BM")) as http:
-            async with http.get(f"{app.url}/dicomweb/studies/{DEMO_STUDY_UID}/metadata") as r:
-                assert r.status == 200
-                meta = await r.json()
+        async with (aiohttp.ClientSession(headers=world.auth("BM")) as http,
+                    http.get(f"{app.url}/dicomweb/studies/{DEMO_STUDY_UID}/metadata") as r):
+            assert r.status == 200
+            meta = await r.json()
         urls = [f"{app.url}/dicomweb/studies/{DEMO_STUDY_UID}/series/"
                 f"{m['0020000E']['Value'][0]}/instances/{m['00080018']['Value'][0]}/frames/1"
                 for m in meta]
@@ -64,10 +64,9 @@ async def read_frames(world, urls: list[str], seconds: float) -> list[float]:
 
 async def test_a_read_is_in_the_trail_within_a_second(world, server):
     app, urls, sessions = server
-    async with aiohttp.ClientSession(headers=world.auth("BM")) as http:
-        async with http.get(urls[0]) as r:
-            assert r.status == 200
-            await r.read()
+    async with aiohttp.ClientSession(headers=world.auth("BM")) as http, http.get(urls[0]) as r:
+        assert r.status == 200
+        await r.read()
     answered = time.monotonic()
     events = await dicomweb_events(sessions, lambda es: frame_reads(es) == 1, within=3)
     assert frame_reads(events) == 1

@@ -255,11 +255,10 @@ async def test_import_refuses_a_missing_study_or_another_patient(app_client, wor
 async def test_a_failed_import_is_retried(app_client, world, pacs):
     """Orthanc first knows our SCP at a wrong port: the C-MOVE fails, the job says why; once
     Orthanc's admin corrects it, a retry brings the study."""
-    async with aiohttp.ClientSession() as http:
-        async with http.put(f"{pacs.url}/modalities/hoichan",
-                            json={"AET": "HOICHAN", "Host": "127.0.0.1",
-                                  "Port": free_port()}) as r:
-            assert r.status == 200
+    async with aiohttp.ClientSession() as http, http.put(f"{pacs.url}/modalities/hoichan",
+                        json={"AET": "HOICHAN", "Host": "127.0.0.1",
+                              "Port": free_port()}) as r:
+        assert r.status == 200
     node = await add_node(app_client, world, pacs, "Orthanc", **dimse(pacs))
     case = await new_case(app_client, world)
     r = await app_client.post(
@@ -271,11 +270,10 @@ async def test_a_failed_import_is_retried(app_client, world, pacs):
     r = await app_client.post(f"/api/imports/{job['id']}/retry", headers=world.auth("NDI"))
     assert r.status == 403
 
-    async with aiohttp.ClientSession() as http:
-        async with http.put(f"{pacs.url}/modalities/hoichan",
-                            json={"AET": "HOICHAN", "Host": "127.0.0.1",
-                                  "Port": pacs.scp_port}) as r:
-            assert r.status == 200
+    async with aiohttp.ClientSession() as http, http.put(f"{pacs.url}/modalities/hoichan",
+                        json={"AET": "HOICHAN", "Host": "127.0.0.1",
+                              "Port": pacs.scp_port}) as r:
+        assert r.status == 200
     r = await app_client.post(f"/api/imports/{job['id']}/retry",
                               headers=world.auth("coordinator"))
     assert r.status == 202, await r.text()
