@@ -17,7 +17,14 @@ from .errors import (
     UnsupportedAiortcVersion,
 )
 from .ice import IceCandidate, configure_host_addresses
-from .participant import Participant, PeerConnectionKind, PublishedTrack, Publisher, Subscription
+from .participant import (
+    Participant,
+    PeerConnectionKind,
+    PublishedTrack,
+    Publisher,
+    SubscribeOffer,
+    Subscription,
+)
 from .policy import ForwardingDecision, LinkState, VideoTrack
 from .room import (
     ConnectionStateCallback,
@@ -47,6 +54,7 @@ __all__ = [
     "Room",
     "SdpError",
     "SfuConfig",
+    "SubscribeOffer",
     "Subscription",
     "UnknownParticipant",
     "UnknownPeerConnection",

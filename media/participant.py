@@ -54,6 +54,25 @@ class Subscription:
     kind: str
     #: The m-section on the subscribe connection; None until offered.
     mid: str | None
+    #: A publisher's second video (docs/media.md's publish convention), not its camera.
+    screen_share: bool = False
+
+
+@dataclass(frozen=True)
+class SubscribeOffer:
+    """One subscribe offer and the mapping it carries, taken together under the
+    connection's lock: ``tracks`` names exactly the offer's sending m-sections.
+
+    A mid is bound to one outbound track (one publisher's track) when its transceiver is
+    made and keeps it for the connection's life: aiortc never hands a mid out twice on one
+    connection, and a transceiver is never given another track (an ended one turns
+    inactive). So a mapping is never contradicted by a later one of the same connection.
+    """
+
+    sdp: str
+    #: 1 for the connection's first offer, then one more for each new offer.
+    version: int
+    tracks: tuple[Subscription, ...]
 
 
 class RoomEvents(Protocol):
@@ -95,6 +114,10 @@ class Participant:
         self._sub_pc: RTCPeerConnection | None = None
         self._outbounds: dict[Source, _Outbound] = {}
         self._sub_lock = asyncio.Lock()
+        self._offer_version = 0
+        #: The last offer made, until it is answered, and the last version answered.
+        self._offer: SubscribeOffer | None = None
+        self._answered = 0
         self._negotiation_needed = False
         self._notify_scheduled = False
         self._closed = False
@@ -105,13 +128,15 @@ class Participant:
 
     # -- subscribe connection -------------------------------------------------
 
-    async def create_subscribe_offer(self) -> str:
-        """Bring the subscribe connection up to date and return the SFU's offer SDP.
+    async def create_subscribe_offer(self) -> SubscribeOffer:
+        """Bring the subscribe connection up to date and return the SFU's offer with the
+        mid → track mapping of exactly that offer.
 
         Call on join and whenever the room reports that negotiation is needed.
         The SDP carries all of the SFU's ICE candidates (aiortc gathers before
         returning). Raises :class:`NegotiationStateError` while a previous
-        offer is still unanswered.
+        offer is still unanswered, :class:`MediaError` if the participant left meanwhile
+        (its offer is for a closed connection and must not be sent).
         """
         async with self._sub_lock:
             self._check_open()
@@ -121,31 +146,53 @@ class Participant:
             if pc.signalingState != "stable":
                 raise NegotiationStateError("the previous subscribe offer is not answered yet")
             await self._apply_subscriptions(pc)
-            # It may have left while its removed senders stopped: its connection is closed.
-            self._check_open()
             self._negotiation_needed = False
             await pc.setLocalDescription(await pc.createOffer())
-            return pc.localDescription.sdp
+            # It may have left while aiortc gathered: the offer is a closed connection's.
+            self._check_open()
+            self._offer_version += 1
+            self._offer = SubscribeOffer(pc.localDescription.sdp, self._offer_version,
+                                         self._offered_tracks(pc.localDescription.sdp))
+            return self._offer
 
-    async def accept_subscribe_answer(self, answer_sdp: str) -> None:
-        """Apply the client's answer to the last subscribe offer.
+    def outstanding_offer(self) -> SubscribeOffer | None:
+        """The offer made and not answered yet (to send again to a client that may have
+        lost it), if any."""
+        pc = self._sub_pc
+        if self._closed or pc is None or pc.signalingState != "have-local-offer":
+            return None
+        return self._offer
 
-        A refused answer (:class:`SdpError`) leaves the offer outstanding, so
-        the client may answer again.
+    async def accept_subscribe_answer(self, answer_sdp: str, version: int | None = None) -> None:
+        """Apply the client's answer to the last subscribe offer (``version``, when given,
+        must be that offer's: an answer to an older offer is refused, a second answer to
+        the offer answered last is taken as already applied).
+
+        A refused answer (:class:`SdpError`, :class:`NegotiationStateError`) leaves the
+        offer outstanding, so the client may answer again.
         """
         async with self._sub_lock:
             self._check_open()
             pc = self._sub_pc
             if pc is None:
                 raise UnknownPeerConnection(f"{self.id}: no subscribe offer was made")
+            if version is not None and version == self._answered:
+                # The same offer sent twice around a resume: answered the first time.
+                return
             if pc.signalingState != "have-local-offer":
                 raise NegotiationStateError(f"{self.id}: no subscribe offer is outstanding")
+            if version is not None and version != self._offer_version:
+                raise NegotiationStateError(
+                    f"{self.id}: answer to subscribe offer {version}, but offer "
+                    f"{self._offer_version} is the outstanding one")
             offer = aiortc_hooks.parse_sdp(pc.localDescription.sdp)
             sdp.validate_subscribe_answer(answer_sdp, offer)
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
             except Exception as exc:
                 raise SdpError(f"subscribe answer refused by aiortc: {exc!r}") from exc
+            self._offer = None
+            self._answered = self._offer_version
         if self._negotiation_needed:
             self._schedule_notify()
 
@@ -163,6 +210,7 @@ class Participant:
                 track_id=source.track_id,
                 kind=source.kind,
                 mid=out.transceiver.mid if out.transceiver else None,
+                screen_share=source.screen_share,
             )
             for source, out in self._outbounds.items()
             if not out.removed
@@ -290,6 +338,24 @@ class Participant:
 
     # -- internals ------------------------------------------------------------
 
+    def _offered_tracks(self, offer_sdp: str) -> tuple[Subscription, ...]:
+        """Whose track each sending m-section of ``offer_sdp`` carries, read from the offer
+        itself: a track that ended while the offer was made is still named (its m-section
+        sends, nothing, until the next offer turns it inactive), one that came meanwhile
+        is not (it has no m-section yet)."""
+        by_mid = {
+            out.transceiver.mid: source
+            for source, out in self._outbounds.items()
+            if out.transceiver is not None
+        }
+        tracks = []
+        for media in aiortc_hooks.parse_sdp(offer_sdp).media:
+            if sdp.direction(media) == "sendonly":
+                source = by_mid[media.rtp.muxId]
+                tracks.append(Subscription(source.publisher_id, source.track_id, source.kind,
+                                           media.rtp.muxId, source.screen_share))
+        return tuple(tracks)
+
     async def _apply_subscriptions(self, pc: RTCPeerConnection) -> None:
         for source, out in list(self._outbounds.items()):
             if out.removed:
@@ -299,6 +365,8 @@ class Participant:
                 out.transceiver.direction = "inactive"
                 await out.transceiver.sender.stop()
                 del self._outbounds[source]
+                # It may have left meanwhile: no transceiver for a closed connection.
+                self._check_open()
             elif out.transceiver is None:
                 transceiver = pc.addTransceiver(out.track, direction="sendonly")
                 transceiver.setCodecPreferences(sdp.send_preferences(source.codec, source.kind))

@@ -11,7 +11,14 @@ from .errors import DuplicateParticipant, PublishNotAllowed, UnknownParticipant
 from .forwarder import Source
 from .forwarding import ForwardingController
 from .ice import IceCandidate
-from .participant import Participant, PeerConnectionKind, PublishedTrack, Publisher, Subscription
+from .participant import (
+    Participant,
+    PeerConnectionKind,
+    PublishedTrack,
+    Publisher,
+    SubscribeOffer,
+    Subscription,
+)
 from .policy import ForwardingDecision, LinkState
 
 P = TypeVar("P", bound=Participant)
@@ -178,11 +185,21 @@ class Room:
             raise PublishNotAllowed(f"{participant_id} joined as subscribe-only")
         return await participant.publish(offer_sdp)
 
-    async def create_subscribe_offer(self, participant_id: str) -> str:
+    async def subscribe_offer(self, participant_id: str) -> SubscribeOffer:
+        """The next subscribe offer with the mid → track mapping it carries: send both
+        together, so the client applies the mapping with the SDP it describes."""
         return await self.participant(participant_id).create_subscribe_offer()
 
-    async def accept_subscribe_answer(self, participant_id: str, answer_sdp: str) -> None:
-        await self.participant(participant_id).accept_subscribe_answer(answer_sdp)
+    async def create_subscribe_offer(self, participant_id: str) -> str:
+        """:meth:`subscribe_offer`'s SDP alone, for in-process peers that need no mapping."""
+        return (await self.subscribe_offer(participant_id)).sdp
+
+    def outstanding_subscribe_offer(self, participant_id: str) -> SubscribeOffer | None:
+        return self.participant(participant_id).outstanding_offer()
+
+    async def accept_subscribe_answer(self, participant_id: str, answer_sdp: str,
+                                      version: int | None = None) -> None:
+        await self.participant(participant_id).accept_subscribe_answer(answer_sdp, version)
 
     async def add_ice_candidate(
         self, participant_id: str, pc: PeerConnectionKind, candidate: IceCandidate | None

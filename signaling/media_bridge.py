@@ -21,6 +21,7 @@ from media import (
     Room,
     SdpError,
     SfuConfig,
+    SubscribeOffer,
     UnknownParticipant,
     UnknownPeerConnection,
     VideoTrack,
@@ -59,6 +60,14 @@ def forwarding_payload(decision: ForwardingDecision) -> dict[str, Any]:
                 "screen_share": v.screen_share}
     return {"link_state": decision.link_state, "videos": [track(v) for v in decision.videos],
             "paused": [track(v) for v in decision.paused]}
+
+
+def offer_payload(offer: SubscribeOffer) -> dict[str, Any]:
+    """A subscribe offer as the client gets it: the SDP with the mapping of exactly that
+    SDP's sending m-sections (docs/signaling.md, "Which publisher a track is")."""
+    return {"sdp": offer.sdp, "version": offer.version,
+            "tracks": [{"mid": t.mid, "publisher_id": t.publisher_id, "track_id": t.track_id,
+                        "kind": t.kind, "screen_share": t.screen_share} for t in offer.tracks]}
 
 
 def as_signaling_error(exc: MediaError) -> SignalingError:
@@ -230,6 +239,17 @@ class MediaBridge:
             await self._hub.emit_to(member.sid, "media:reset",
                                     {"reason": reason, "can_publish": member.publishes})
             return
+        room = self._rooms.get(room_id)
+        offer = (room.outstanding_subscribe_offer(participant_id)
+                 if room is not None and participant_id in room.participant_ids
+                 and key in self._subscribing else None)
+        if offer is not None:
+            # Sent to the old socket as it dropped, or answered into it: the same offer
+            # again, which the client answers (again). Changes since follow its answer.
+            self._pending.discard(key)
+            member = await self._member(room_id, participant_id)
+            await self._hub.emit_to(member.sid, "media:subscribe_offer", offer_payload(offer))
+            return
         if key in self._pending:
             self._pending.discard(key)
             await self._negotiation_needed(room_id, participant_id)
@@ -268,11 +288,6 @@ class MediaBridge:
             if room is not None and not mirror.closed:
                 mirror.report((await room.stats())["outbound"])
 
-    def tracks(self, room_id: int, participant_id: str) -> list[dict[str, Any]]:
-        room = self._rooms[room_id]
-        return [{"mid": s.mid, "publisher_id": s.publisher_id, "track_id": s.track_id,
-                 "kind": s.kind} for s in room.subscriptions(participant_id) if s.mid]
-
     async def _negotiation_needed(self, room_id: int, participant_id: str) -> None:
         key = (room_id, participant_id)
         if key not in self._subscribing:
@@ -284,17 +299,21 @@ class MediaBridge:
             self._pending.add(key)
             return
         room = self._rooms.get(room_id)
-        if room is None:
+        # Checked again after the wait: a media:restart meanwhile replaced the member's
+        # connections, and the new one's first offer is the client's to ask for.
+        if room is None or key not in self._subscribing:
             return
         try:
-            offer = await room.create_subscribe_offer(participant_id)
+            offer = await room.subscribe_offer(participant_id)
         except MediaError as exc:
             # Raced with a leave or an outstanding offer; the SFU asks again after the
             # answer, and a leave needs nothing more.
             log.info("room %s: no subscribe offer for %s: %s", room_id, participant_id, exc)
             return
-        await self._hub.emit_to(member.sid, "media:subscribe_offer",
-                                {"sdp": offer, "tracks": self.tracks(room_id, participant_id)})
+        # The socket is read again: the member may have resumed on another one while the
+        # offer was made. Away now, the offer stays outstanding and is sent on resume.
+        await self._hub.emit_member(room_id, participant_id, "media:subscribe_offer",
+                                    offer_payload(offer))
 
     # -- a member's media events ---------------------------------------------------
 
@@ -320,17 +339,17 @@ class MediaBridge:
             self._subscribing.add((room_id, participant_id))
             return {"sdp": None, "tracks": []}
         try:
-            offer = await room.create_subscribe_offer(participant_id)
+            offer = await room.subscribe_offer(participant_id)
         except MediaError as exc:
             raise as_signaling_error(exc) from None
         self._subscribing.add((room_id, participant_id))
-        return {"sdp": offer, "tracks": self.tracks(room_id, participant_id)}
+        return offer_payload(offer)
 
-    async def subscribe_answer(self, room_id: int, participant_id: str,
-                               sdp: str) -> dict[str, Any]:
+    async def subscribe_answer(self, room_id: int, participant_id: str, sdp: str,
+                               version: int | None = None) -> dict[str, Any]:
         room = self._member_room(room_id, participant_id)
         try:
-            await room.accept_subscribe_answer(participant_id, sdp)
+            await room.accept_subscribe_answer(participant_id, sdp, version)
         except MediaError as exc:
             raise as_signaling_error(exc) from None
         return {"ok": True}
@@ -379,7 +398,7 @@ async def subscribe(ctx: Ctx, _: Empty) -> dict[str, Any]:
 
 async def subscribe_answer(ctx: Ctx, p: SubscribeAnswer) -> dict[str, Any]:
     result: dict[str, Any] = await _media(ctx).subscribe_answer(
-        ctx.room_id, ctx.member.participant_id, p.sdp)
+        ctx.room_id, ctx.member.participant_id, p.sdp, p.version)
     return result
 
 

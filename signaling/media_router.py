@@ -282,10 +282,10 @@ class MediaRouter:
                                                              "subscribe")
         return result
 
-    async def subscribe_answer(self, room_id: int, participant_id: str,
-                               sdp: str) -> dict[str, Any]:
+    async def subscribe_answer(self, room_id: int, participant_id: str, sdp: str,
+                               version: int | None = None) -> dict[str, Any]:
         result: dict[str, Any] = await self._call_subscriber(room_id, participant_id,
-                                                             "subscribe_answer", sdp)
+                                                             "subscribe_answer", sdp, version)
         return result
 
     async def ice(self, room_id: int, participant_id: str, pc: Literal["publish", "subscribe"],

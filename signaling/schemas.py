@@ -8,12 +8,25 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 ParticipantId = Annotated[str, StringConstraints(pattern=r"^p-[0-9a-f]{12}$")]
+
+
+def _sdp_text(value: object) -> object:
+    # A browser's RTCSessionDescription (or its toJSON()) is the likeliest mistake: say so.
+    if isinstance(value, dict):
+        raise PydanticCustomError(
+            "sdp_object", "must be the SDP text as a string (RTCSessionDescription.sdp), "
+            "not a {type, sdp} object")
+    return value
+
+
 # The whole event is bounded by HOICHAN_SIGNALING_MAX_EVENT_BYTES; this only keeps a
 # schema-valid SDP from being absurd on its own.
-Sdp = Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)]
+Sdp = Annotated[str, StringConstraints(min_length=1, max_length=1_000_000),
+                BeforeValidator(_sdp_text)]
 
 
 class Payload(BaseModel):
@@ -78,6 +91,9 @@ class Publish(Payload):
 
 class SubscribeAnswer(Payload):
     sdp: Sdp
+    #: The ``version`` of the offer answered; when given, an answer to any other offer
+    #: than the outstanding one is refused.
+    version: Annotated[int, Field(ge=1)] | None = None
 
 
 class Candidate(Payload):

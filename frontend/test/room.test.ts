@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { CHAT_KEEP, layoutTiles, mergeChat, publisherVideos, quality, SpeakingDetector, type ChatMessage } from "../src/room/model";
+import { CHAT_KEEP, layoutTiles, mergeChat, quality, SpeakingDetector, type ChatMessage } from "../src/room/model";
 
 const member = (participant_id: string, role: string) => ({ participant_id, role });
 
@@ -22,19 +22,6 @@ describe("layoutTiles", () => {
       ["h", false, false],
       ["p", false, false],
     ]);
-  });
-});
-
-describe("publisherVideos", () => {
-  it("first video is the camera, second the screen share, audio ignored", () => {
-    const map = publisherVideos([
-      { mid: "0", publisher_id: "a", track_id: "a-audio", kind: "audio" },
-      { mid: "1", publisher_id: "a", track_id: "a-cam", kind: "video" },
-      { mid: "2", publisher_id: "b", track_id: "b-cam", kind: "video" },
-      { mid: "3", publisher_id: "a", track_id: "a-screen", kind: "video" },
-    ]);
-    expect(map.get("a")).toEqual({ camera: "a-cam", screen: "a-screen" });
-    expect(map.get("b")).toEqual({ camera: "b-cam", screen: null });
   });
 });
 

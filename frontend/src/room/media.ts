@@ -6,7 +6,7 @@
  */
 
 import type { RoomConnection } from "./connection";
-import { publisherVideos, type TrackRef } from "./model";
+import { TrackMap, type TrackRef } from "./model";
 
 export interface LocalState {
   mic: boolean;
@@ -27,12 +27,22 @@ export interface MediaEvents {
 
 type Candidate = RTCIceCandidateInit | null;
 
+/** A subscribe offer with the mapping of exactly its SDP (`media:subscribe`'s ack when
+ * `sdp` is not null, and `media:subscribe_offer`). */
+export interface SubscribeOffer {
+  sdp: string;
+  version: number;
+  tracks: TrackRef[];
+}
+
 export class MediaSession {
   private publishPc: RTCPeerConnection | null = null;
   private subscribePc: RTCPeerConnection | null = null;
   private screenSender: RTCRtpSender | null = null;
   private screenStream: MediaStream | null = null;
-  private tracks: TrackRef[] = [];
+  /** Whose track each mid of the subscribe connection carries: tiles read only this. */
+  private readonly trackMap = new TrackMap();
+  /** The subscribe connection's received tracks, by the mid of their transceiver. */
   private remoteTracks = new Map<string, MediaStreamTrack>();
   private offers: Promise<void> = Promise.resolve();
   private restarting = false;
@@ -55,8 +65,8 @@ export class MediaSession {
       screen: false,
     };
     this.unsubscribe.push(
-      connection.on<{ sdp: string; tracks: TrackRef[] }>("media:subscribe_offer", (body) => {
-        this.offers = this.offers.then(() => this.answer(body.sdp, body.tracks));
+      connection.on<SubscribeOffer>("media:subscribe_offer", (body) => {
+        this.offers = this.offers.then(() => this.answer(body));
       }),
       connection.on<{ can_publish: boolean }>("media:reset", (body) => {
         this.canPublish = body.can_publish;
@@ -78,22 +88,22 @@ export class MediaSession {
 
   /** A remote video for a tile: a publisher's camera or screen share, while offered. */
   video(publisherId: string, screen: boolean): MediaStream | null {
-    const refs = publisherVideos(this.tracks).get(publisherId);
-    const id = screen ? refs?.screen : refs?.camera;
-    const track = id ? this.remoteTracks.get(id) : undefined;
-    return track && track.readyState === "live" ? new MediaStream([track]) : null;
+    return this.stream(this.trackMap.videoMid(publisherId, screen));
   }
 
   /** The publisher's audio (played once per member, off-screen). */
   audio(publisherId: string): MediaStream | null {
-    const ref = this.tracks.find((t) => t.publisher_id === publisherId && t.kind === "audio");
-    const track = ref ? this.remoteTracks.get(ref.track_id) : undefined;
-    return track && track.readyState === "live" ? new MediaStream([track]) : null;
+    return this.stream(this.trackMap.audioMid(publisherId));
   }
 
   /** Publishers whose screen share is offered to us now. */
   screens(): string[] {
-    return [...publisherVideos(this.tracks)].filter(([, v]) => v.screen !== null && this.remoteTracks.has(v.screen)).map(([pid]) => pid);
+    return this.trackMap.screens().filter((pid) => this.remoteTracks.has(this.trackMap.videoMid(pid, true) ?? ""));
+  }
+
+  private stream(mid: string | null): MediaStream | null {
+    const track = mid ? this.remoteTracks.get(mid) : undefined;
+    return track && track.readyState === "live" ? new MediaStream([track]) : null;
   }
 
   setMic(on: boolean): void {
@@ -198,8 +208,6 @@ export class MediaSession {
         this.canPublish = ack.can_publish;
       }
       this.closePcs();
-      this.tracks = [];
-      this.remoteTracks.clear();
       if (!this.canPublish) {
         this.state.mic = this.state.camera = this.state.screen = false;
       }
@@ -221,6 +229,9 @@ export class MediaSession {
     this.subscribePc?.close();
     this.publishPc = this.subscribePc = null;
     this.screenSender = null;
+    // The next subscribe connection's mids are its own.
+    this.trackMap.reset();
+    this.remoteTracks.clear();
     this.offers = Promise.resolve();
     this.reportConnection();
   }
@@ -268,27 +279,32 @@ export class MediaSession {
     this.subscribePc = pc;
     this.subscribeReady = ready;
     pc.addEventListener("track", (e) => {
-      this.remoteTracks.set(e.track.id, e.track);
+      const mid = e.transceiver.mid;
+      if (mid === null || pc !== this.subscribePc) return;
+      this.remoteTracks.set(mid, e.track);
       e.track.addEventListener("ended", () => this.events.onRemote());
       this.events.onRemote();
     });
-    const ack = await this.connection.request<{ sdp: string | null; tracks: TrackRef[] }>("media:subscribe");
-    if (ack.sdp) {
-      const sdp = ack.sdp;
-      this.offers = this.offers.then(() => this.answer(sdp, ack.tracks));
+    const ack = await this.connection.request<SubscribeOffer | { sdp: null }>("media:subscribe");
+    if (ack.sdp !== null) {
+      const offer = ack as SubscribeOffer;
+      this.offers = this.offers.then(() => this.answer(offer));
       await this.offers;
     }
   }
 
-  private async answer(sdp: string, tracks: TrackRef[]): Promise<void> {
+  private async answer(offer: SubscribeOffer): Promise<void> {
     const pc = this.subscribePc;
     if (!pc || this.closed) return;
     try {
-      await pc.setRemoteDescription({ type: "offer", sdp });
+      // The mapping goes in with its own SDP: just before it, so the SDP's track events
+      // (which redraw tiles) find their mids; a mid keeps its publisher on one connection,
+      // so nothing drawn changes owner. An offer older than the one applied is stale.
+      if (!this.trackMap.apply(offer.version, offer.tracks)) return;
+      await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
-      this.tracks = tracks;
-      await this.connection.request("media:subscribe_answer", { sdp: pc.localDescription?.sdp ?? answer.sdp });
+      await this.connection.request("media:subscribe_answer", { sdp: pc.localDescription?.sdp ?? answer.sdp, version: offer.version });
       this.subscribeReady?.();
       this.events.onRemote();
     } catch (err) {

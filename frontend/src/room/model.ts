@@ -3,11 +3,14 @@
  * which tile is large, the connection-quality level, chat history, who speaks.
  */
 
+/** One sending m-section of a subscribe offer: whose track its mid carries
+ * (docs/signaling.md, "Which publisher a track is"). */
 export interface TrackRef {
   mid: string;
   publisher_id: string;
   track_id: string;
   kind: string;
+  screen_share: boolean;
 }
 
 export interface VideoRef {
@@ -51,18 +54,56 @@ export function quality(receive: ReceiveStats | null | undefined, link: Forwardi
   return level;
 }
 
-/** Each publisher's videos in publish order: the first is the camera, a second the screen
- * share (the publish convention, docs/media.md). */
-export function publisherVideos(tracks: TrackRef[]): Map<string, { camera: string | null; screen: string | null }> {
-  const out = new Map<string, { camera: string | null; screen: string | null }>();
-  for (const t of tracks) {
-    if (t.kind !== "video") continue;
-    const entry = out.get(t.publisher_id) ?? { camera: null, screen: null };
-    if (entry.camera === null) entry.camera = t.track_id;
-    else if (entry.screen === null) entry.screen = t.track_id;
-    out.set(t.publisher_id, entry);
+/**
+ * The subscribe connection's mid → track mapping, exactly as the last applied offer states
+ * it: the only source of whose video a mid carries. Each offer lists all of its sending
+ * m-sections, so applying one replaces the whole mapping; a mid never changes publisher
+ * on one connection, and a new connection starts an empty mapping (`reset`). Track ids
+ * are the publishers' own and may repeat across publishers: never match by them.
+ */
+export class TrackMap {
+  private byMid = new Map<string, TrackRef>();
+  private applied = 0;
+
+  /** The mapping of the offer with `version`, applied with its SDP. False (and nothing
+   * changed) for an offer older than the one applied: it describes an SDP gone by. */
+  apply(version: number, tracks: TrackRef[]): boolean {
+    if (version < this.applied) return false;
+    this.applied = version;
+    this.byMid = new Map(tracks.map((t) => [t.mid, t]));
+    return true;
   }
-  return out;
+
+  /** A new subscribe connection: its mids are its own. */
+  reset(): void {
+    this.byMid.clear();
+    this.applied = 0;
+  }
+
+  /** Whose track `mid` carries; undefined for a mid no applied offer sends on. */
+  at(mid: string | null | undefined): TrackRef | undefined {
+    return mid ? this.byMid.get(mid) : undefined;
+  }
+
+  /** The mid carrying a publisher's camera (or screen share), if one is offered. */
+  videoMid(publisherId: string, screen: boolean): string | null {
+    for (const t of this.byMid.values()) {
+      if (t.publisher_id === publisherId && t.kind === "video" && t.screen_share === screen) return t.mid;
+    }
+    return null;
+  }
+
+  audioMid(publisherId: string): string | null {
+    for (const t of this.byMid.values()) {
+      if (t.publisher_id === publisherId && t.kind === "audio") return t.mid;
+    }
+    return null;
+  }
+
+  /** Publishers whose screen share is offered. */
+  screens(): string[] {
+    return [...new Set([...this.byMid.values()].filter((t) => t.kind === "video" && t.screen_share).map((t) => t.publisher_id))];
+  }
 }
 
 export interface TileMember {
