@@ -4,13 +4,15 @@ into a consultation's case (coordinators)."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from yarl import URL
 
 from app import audit
 from app.api.routing import ADMIN, STAFF, Api, Body, Ctx, Out, Query
@@ -29,13 +31,40 @@ api = Api()
 # PS3.5 AE: 1-16 characters, no backslash or control characters, not only spaces.
 AeTitle = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16,
                                            pattern=r"^[\x20-\x5b\x5d-\x7e]+$")]
+
+
+def _ipv6_if_colons(host: str) -> str:
+    # A colon is only ever part of an IPv6 address here; anything else is refused at once
+    # rather than when the node is first called.
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError("not a host name nor an IP address") from None
+    return host
+
+
+def _parses_as_url(value: str) -> str:
+    # The pattern admits bracketed text that is no IPv6 address ("http://[0]"), which yarl
+    # also lets through until a request is built from it.
+    try:
+        host = URL(value).raw_host or ""
+        if value.split("//", 1)[1].startswith("["):
+            ipaddress.IPv6Address(host)
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    return value
+
+
 Host = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255,
-                                        pattern=r"^[A-Za-z0-9._:-]+$")]
+                                        pattern=r"^[A-Za-z0-9._:-]+$"),
+                 AfterValidator(_ipv6_if_colons)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 # An http(s) base URL with an ASCII host name or address; no query nor fragment.
 Url = Annotated[str, StringConstraints(
     strip_whitespace=True, max_length=500,
-    pattern=r'^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[!"$->@-~]*)?$')]
+    pattern=r'^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[!"$->@-~]*)?$'),
+    AfterValidator(_parses_as_url)]
 NodeName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                             max_length=64)]
 Uid = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=UID.pattern)]
