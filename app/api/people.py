@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, and_, literal, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app import audit
 from app.api.routing import ADMIN, ANY_USER, STAFF, Api, Body, Ctx, Out, Query
@@ -13,6 +16,10 @@ from app.api.schemas import Email, HospitalCode, Id, Limit, Name, NewPassword, O
 from app.auth.passwords import hash_password
 from app.db.models import Hospital, PlatformRole, Tier, User
 from app.errors import ApiError, not_found
+from app.text_search import fold
+
+# The languages the browser app is written in (frontend/src/i18n).
+Language = Literal["vi", "en"]
 
 api = Api()
 
@@ -35,6 +42,9 @@ class HospitalIn(Body):
 class HospitalQuery(Query):
     tier: Tier | None = None
     parent_id: Id | None = None
+    q: str | None = Field(default=None, min_length=1, max_length=100,
+                          description="words of the name or the code, in any case, with or "
+                                      "without diacritics")
 
 
 class UserOut(Out):
@@ -44,6 +54,12 @@ class UserOut(Out):
     roles: list[PlatformRole]
     active: bool
     hospital: HospitalOut
+    language: Language | None = Field(
+        description="the app's language the user chose; null: the browser's decides")
+
+
+class MePatch(Body):
+    language: Language
 
 
 class UserIn(Body):
@@ -65,7 +81,9 @@ class UserQuery(Query):
     hospital_id: Id | None = None
     tier: Tier | None = None
     role: PlatformRole | None = None
-    q: str | None = Field(default=None, min_length=1, max_length=100)
+    q: str | None = Field(default=None, min_length=1, max_length=100,
+                          description="words of the name, in any case, with or without "
+                                      "diacritics (Nguyen finds Nguyễn), or part of the e-mail")
     limit: Limit = 100
     offset: Offset = 0
 
@@ -73,6 +91,18 @@ class UserQuery(Query):
 class UserPage(Out):
     items: list[UserOut]
     total: int
+
+
+def _escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _words_start(key_column: InstrumentedAttribute[str], text: str) -> ColumnElement[bool]:
+    """Each word of ``text`` starts a word of the folded name: "thi anh" finds "Nguyễn Thị
+    Ánh", "ng" finds it too, "guyen" does not."""
+    spaced = literal(" ") + key_column
+    return and_(true(), *(spaced.like(f"% {_escaped(word)}%", escape="\\")
+                          for word in fold(text).split()))
 
 
 def _roles(roles: list[PlatformRole]) -> list[str]:
@@ -94,6 +124,9 @@ async def list_hospitals(ctx: Ctx, query: HospitalQuery) -> list[Hospital]:
         stmt = stmt.where(Hospital.tier == query.tier)
     if query.parent_id is not None:
         stmt = stmt.where(Hospital.parent_id == query.parent_id)
+    if query.q is not None:
+        stmt = stmt.where(or_(_words_start(Hospital.name_search, query.q),
+                              Hospital.code == query.q.strip().upper()))
     async with ctx.sessions() as session:
         return list(await session.scalars(stmt))
 
@@ -141,6 +174,17 @@ async def me(ctx: Ctx) -> User:
     return ctx.me
 
 
+@api.route("PATCH", "/api/me", summary="Save the user's own settings (the app's language)",
+           tag="people", roles=ANY_USER, body=MePatch, response=UserOut)
+async def patch_me(ctx: Ctx, body: MePatch) -> User:
+    async with ctx.sessions.begin() as session:
+        user = await session.get(User, ctx.me.id)
+        if user is None:
+            raise not_found("user")
+        user.language = body.language
+    return user
+
+
 @api.route("GET", "/api/users", summary="Find users to invite", tag="people", roles=STAFF,
            query=UserQuery, response=UserPage)
 async def list_users(ctx: Ctx, query: UserQuery) -> UserPage:
@@ -150,10 +194,10 @@ async def list_users(ctx: Ctx, query: UserQuery) -> UserPage:
     if query.tier is not None:
         stmt = stmt.where(Hospital.tier == query.tier)
     if query.q is not None:
-        pattern = "%" + query.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace(
-            "_", "\\_") + "%"
-        stmt = stmt.where(or_(func.lower(User.name).like(pattern, escape="\\"),
-                              User.email.like(pattern, escape="\\")))
+        # E-mails are stored lower-case (app/api/schemas.py, Email).
+        stmt = stmt.where(or_(_words_start(User.name_search, query.q),
+                              User.email.like(f"%{_escaped(query.q.strip().lower())}%",
+                                              escape="\\")))
     async with ctx.sessions() as session:
         users = list(await session.scalars(stmt.order_by(User.name, User.id)))
     # Roles are a JSON list; filtering them in Python keeps one query for both databases.

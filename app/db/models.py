@@ -20,9 +20,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
-from app.db.types import UTCDateTime, utcnow
+from app.db.types import UTCDateTime, search_key, utcnow
+from app.text_search import fold
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -77,11 +78,19 @@ class Hospital(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    # Lists are searched on this key, without case or diacritics; kept by _fold_name.
+    name_search: Mapped[str] = mapped_column(search_key(200), default="", server_default="",
+                                             index=True)
     tier: Mapped[Tier] = mapped_column(string_enum(Tier, "tier"))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("hospitals.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     parent: Mapped[Hospital | None] = relationship(remote_side=[id])
+
+    @validates("name")
+    def _fold_name(self, _key: str, name: str) -> str:
+        self.name_search = fold(name)
+        return name
 
 
 class User(Base):
@@ -90,13 +99,23 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    name_search: Mapped[str] = mapped_column(search_key(200), default="", server_default="",
+                                             index=True)
     hospital_id: Mapped[int] = mapped_column(ForeignKey("hospitals.id"), index=True)
     roles: Mapped[list[str]] = mapped_column(JSON)
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The language the user chose for the app ("vi", "en"); None until they choose, when
+    # the browser's own language decides.
+    language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     hospital: Mapped[Hospital] = relationship(lazy="joined")
+
+    @validates("name")
+    def _fold_name(self, _key: str, name: str) -> str:
+        self.name_search = fold(name)
+        return name
 
     def has_role(self, *roles: PlatformRole) -> bool:
         return any(r.value in self.roles for r in roles)

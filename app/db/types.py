@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -34,3 +34,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def search_key(length: int) -> String:
+    """A column holding a search key (app/text_search.py). Byte order ("C") on PostgreSQL, so
+    that a prefix match is a range an ordinary index serves whatever the server's locale."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")

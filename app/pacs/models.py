@@ -10,11 +10,11 @@ from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.models import Base, Case, User, string_enum
-from app.db.types import UTCDateTime, utcnow
+from app.db.types import UTCDateTime, search_key, utcnow
 
 # A name's app.text_search key, kept beside it on write. "C" on PostgreSQL: an index in
 # byte order also serves prefix matches (LIKE 'nguyen%'), as SQLite's always does.
-SEARCH_KEY = String(324).with_variant(String(324, collation="C"), "postgresql")
+SEARCH_KEY = search_key(324)
 
 
 class DicomStudy(Base):

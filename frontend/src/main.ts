@@ -3,6 +3,7 @@ import "./styles.css";
 import { h } from "./dom";
 import { coordinatorRoutes } from "./pages/coordinator";
 import { homePage } from "./pages/home";
+import { settleLanguage } from "./pages/chrome";
 import { loginPage } from "./pages/login";
 import { roomPage } from "./pages/room";
 import { Router, safeNext, type Route } from "./router";
@@ -37,7 +38,10 @@ const routes: Route[] = [
     pattern: /^\/login$/,
     public: true,
     render: (_params, url) =>
-      loginPage(session, url, (next) => router.navigate(safeNext(next), { replace: true })),
+      loginPage(session, url, (next) => {
+        router.navigate(safeNext(next), { replace: true });
+        void settleLanguage(session);
+      }),
   },
   { pattern: /^\/$/, render: () => homePage(session, () => void signOut()) },
   {
@@ -74,4 +78,5 @@ window.addEventListener("storage", (event) => {
 });
 
 document.title = strings.appName;
+void settleLanguage(session);
 void router.render();

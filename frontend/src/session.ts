@@ -24,6 +24,8 @@ export interface User {
   roles: string[];
   active: boolean;
   hospital: Hospital;
+  /** The app's language the user chose; null until they choose one. */
+  language: "vi" | "en" | null;
 }
 
 export interface Tokens {
@@ -181,6 +183,14 @@ export class Session {
     if (!response.ok) throw await errorFromResponse(response);
     const tokens = this.save((await response.json()) as TokenResponse);
     return tokens.user;
+  }
+
+  /** Keeps ``user`` (as the server now returns it) in place of the signed-in user. */
+  replaceUser(user: User): void {
+    const tokens = this.tokens();
+    if (!tokens) return;
+    this.store.setItem(STORAGE_KEY, JSON.stringify({ ...tokens, user }));
+    for (const listener of this.changeListeners) listener({ ...tokens, user });
   }
 
   /** Revokes the login on the server (best effort) and forgets it here. */

@@ -11,7 +11,7 @@ import {
   weekStart,
   zonedToIso,
   zonedToUtcMs,
-} from "../src/pages/coordinator/time";
+} from "../src/time";
 import { ApiError } from "../src/session";
 
 describe("wall-clock times in an IANA zone", () => {

@@ -127,3 +127,24 @@ def test_0007_fills_the_name_keys_of_studies_already_held(empty_database: str) -
     assert asyncio.run(_execute(url, "SELECT patient_name FROM dicom_studies ORDER BY id")) == [
         ("Nguyễn^Thị Ánh",), ("",)]
     migrate.upgrade(url)
+
+
+def test_0008_fills_the_name_keys_of_users_and_hospitals_already_held(
+        empty_database: str) -> None:
+    url = empty_database
+    migrate.upgrade(url, "0007")
+    asyncio.run(_execute(
+        url,
+        "INSERT INTO hospitals (code, name, tier, created_at) VALUES "
+        "('BM', 'Bệnh viện Bạch Mai', 'central', '2026-01-01 00:00:00')",
+        "INSERT INTO users (email, name, hospital_id, roles, password_hash, active, created_at) "
+        "VALUES ('a@x.vn', 'Đặng Thị Ánh', 1, '[\"doctor\"]', 'x', true, "
+        "'2026-01-01 00:00:00')"))
+    migrate.upgrade(url)
+    assert asyncio.run(_execute(url, "SELECT name_search FROM hospitals")) == [
+        ("benh vien bach mai",)]
+    assert asyncio.run(_execute(url, "SELECT name_search, language FROM users")) == [
+        ("dang thi anh", None)]
+    migrate.downgrade(url, "0007")
+    assert asyncio.run(_execute(url, "SELECT name FROM users")) == [("Đặng Thị Ánh",)]
+    migrate.upgrade(url)

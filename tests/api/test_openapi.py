@@ -150,6 +150,8 @@ async def test_real_answers_match_their_documented_responses(client, world):
     await check("POST", "/api/hospitals", 403, "coordinator", json={})
     users = await check("GET", "/api/users", 200, "coordinator", params={"role": "doctor"})
     await check("GET", "/api/users", 403, "NDI")
+    await check("PATCH", "/api/me", 200, "NDI", json={"language": "en"})
+    await check("PATCH", "/api/me", 422, "NDI", json={"language": "fr"})
     new = await check("POST", "/api/users", 201, "admin", json={
         "email": "moi@bm.vn", "name": "BS. Mới", "password": "long-enough-1",
         "roles": ["doctor"], "hospital_id": 1})

@@ -89,11 +89,44 @@ async def test_coordinators_find_users_to_invite(client, world):
     assert await emails(role="coordinator") == ["coordinator@demo.hoichan.vn"]
     assert await emails(q="DOCTOR.KX") == ["doctor.kxu@demo.hoichan.vn"]
     assert await emails(q="ngô thị") == ["doctor.gti@demo.hoichan.vn"]  # by name
+    # Without diacritics or case, each word starting a word of the name; đ is d.
+    assert await emails(q="NGO THI") == ["doctor.gti@demo.hoichan.vn"]
+    assert await emails(q="thi ngo") == ["doctor.gti@demo.hoichan.vn"]
+    assert await emails(q="go thi") == []  # a word's start, not any part of it
     assert await emails(q="%") == [] and await emails(q="_") == []  # literal, not wildcards
     r = await client.get("/api/users", params={"role": "doctor", "limit": "3", "offset": "11"},
                          headers=world.auth("coordinator"))
     page = await r.json()
     assert page["total"] == 13 and len(page["items"]) == 2
+
+
+async def test_hospitals_are_found_without_case_or_diacritics(client, world):
+    async def codes(q: str) -> list[str]:
+        r = await client.get("/api/hospitals", params={"q": q}, headers=world.auth("NDI"))
+        assert r.status == 200, await r.text()
+        return [h["code"] for h in await r.json()]
+
+    assert await codes("bach mai") == ["BM"]
+    assert await codes("BẠCH MAI") == ["BM"]
+    assert await codes("bm") == ["BM"]  # the code
+    assert await codes("%") == []
+    hung_yen = await codes("hung yen")
+    assert "HYE" in hung_yen and "BM" not in hung_yen
+
+
+async def test_the_language_a_user_chooses_is_kept_with_the_account(client, world):
+    doctor = world.auth("NDI")
+    me = await (await client.get("/api/me", headers=doctor)).json()
+    assert me["language"] is None  # the browser's language decides until then
+    r = await client.patch("/api/me", json={"language": "en"}, headers=doctor)
+    assert r.status == 200 and (await r.json())["language"] == "en"
+    me = await (await client.get("/api/me", headers=doctor)).json()
+    assert me["language"] == "en"
+    for body in ({"language": "fr"}, {"language": None}, {}, {"language": "en", "name": "x"}):
+        r = await client.patch("/api/me", json=body, headers=doctor)
+        assert r.status == 422, (body, await r.text())
+    me = await (await client.get("/api/me", headers=doctor)).json()
+    assert me["language"] == "en" and me["name"] == world.user("NDI").name
 
 
 async def test_an_admin_changes_name_roles_password_and_active_flag(client, world):

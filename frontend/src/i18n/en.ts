@@ -1,7 +1,12 @@
 /**
- * Every user-visible string of the browser app. A translation replaces this one object
- * (same keys); nothing else in the app holds words shown to a user.
+ * The English catalogue: every user-visible string of the browser app, as the Vietnamese one
+ * (vi.ts) has them under the same keys. Nothing outside src/i18n holds words shown to a user.
  */
+
+import { numberFormat, pluralizer } from "./plural";
+
+const plural = pluralizer("en-GB");
+const num = numberFormat("en-GB");
 
 const tierNames: Record<string, string> = {
   central: "central",
@@ -24,7 +29,34 @@ const statusNames: Record<string, string> = {
   cancelled: "Cancelled",
 };
 
-export const strings = {
+const apiErrors: Record<string, string> = {
+  unauthorized: "Please sign in again.",
+  forbidden: "You are not allowed to do this.",
+  not_found: "This no longer exists, or you may not see it.",
+  conflict: "This clashes with what is already there.",
+  validation_error: "Some of what was entered is not valid",
+  invalid_json: "The request was malformed.",
+  payload_too_large: "This is too large to send.",
+  too_many_requests: "Too many attempts: wait a moment and try again.",
+  internal_error: "The server failed on this request; the administrators can see it in the log.",
+  unavailable: "The server is busy or being restarted: try again in a moment.",
+  bad_gateway: "A hospital system behind the server did not answer.",
+  wrong_status: "The consultation is not in a state that allows this",
+  too_early: "The room opens shortly before the consultation starts.",
+  too_late: "This consultation is over.",
+  last_host: "The consultation must keep a host.",
+  already_invited: "Already invited.",
+  booking_clash: "The host expert is already booked",
+  no_node: "No such PACS node.",
+  pacs_error: "The PACS answered with an error",
+  import_running: "An import of this study is already running.",
+  busy: "Busy: try again in a moment.",
+  patient_mismatch: "This study is another patient's",
+};
+
+export const en = {
+  /** For Intl: numbers, plurals, weekday and month names. */
+  locale: "en-GB",
   appName: "Hoichan",
   appTagline: "Multi-hospital case consultation",
 
@@ -40,7 +72,13 @@ export const strings = {
 
   // Errors shown in place
   networkError: "The server cannot be reached. Check the connection and try again.",
-  serverError: (message: string) => `The server answered: ${message}`,
+  /** An API error in words by its stable code; the server's own message where it adds facts. */
+  apiError: (code: string, message: string) => {
+    const known = apiErrors[code];
+    if (!known) return `The server answered: ${message}`;
+    return known.endsWith(".") ? known : `${known}: ${message}`;
+  },
+  language: "Language",
   retry: "Try again",
   back: "Back",
 
@@ -51,9 +89,10 @@ export const strings = {
   join: "Join",
   hostHospital: "Host hospital",
   yourRole: "Your role",
-  cases: (n: number) => (n === 1 ? "1 case" : `${n} cases`),
-  invitees: (n: number) => (n === 1 ? "1 invitation" : `${n} invitations`),
-  timeWindow: (start: string, end: string, zone: string) => `${start} – ${end} (${zone})`,
+  cases: (n: number) => plural(n, { one: "# case", other: "# cases" }),
+  invitees: (n: number) => plural(n, { one: "# invitation", other: "# invitations" }),
+  /** ``zone`` is null when it is the viewer's own time zone. */
+  timeWindow: (start: string, end: string, zone: string | null) => `${start} – ${end}${zone ? ` (${zone})` : ""}`,
   role: (role: string) => roleNames[role] ?? role,
   status: (status: string) => statusNames[status] ?? status,
   tier: (tier: string) => tierNames[tier] ?? tier,
@@ -125,7 +164,7 @@ export const strings = {
   studies: "Studies",
   studyNotAvailable: "This study is not in the imaging store yet.",
   seriesLabel: (n: number | null, description: string, count: number) =>
-    `${n === null ? "" : `#${n} `}${description || "Series"} · ${count} ${count === 1 ? "image" : "images"}`,
+    `${n === null ? "" : `#${n} `}${description || "Series"} · ${plural(count, { one: "# image", other: "# images" })}`,
   noSeries: "No image series.",
   personName: (dicomName: string) => dicomName.replace(/\^+/g, " ").trim(),
 
@@ -141,7 +180,7 @@ export const strings = {
   sliceFailed: (index: number) => `Slice ${index + 1} could not be loaded`,
   framesLoaded: (loaded: number, total: number) => `${loaded} / ${total} loaded`,
   windowLevel: (width: number, center: number) => `W ${Math.round(width)} L ${Math.round(center)}`,
-  zoomLabel: (zoom: number) => `Zoom ${zoom.toFixed(2)}×`,
+  zoomLabel: (zoom: number) => `Zoom ${num(zoom, 2)}×`,
   toolWindowLevel: "Window",
   toolPan: "Pan",
   toolZoom: "Zoom",
@@ -242,10 +281,10 @@ export const strings = {
   compareWith: "Compare with",
   compareOff: "No comparison",
   compareOption: (study: string, series: string) => `${study} · ${series}`,
-  measurementLength: (mm: number, unit: string) => `${mm.toFixed(1)} ${unit}`,
-  measurementAngle: (degrees: number) => `${degrees.toFixed(1)}°`,
+  measurementLength: (mm: number, unit: string) => `${num(mm, 1)} ${unit}`,
+  measurementAngle: (degrees: number) => `${num(degrees, 1)}°`,
   measurementRoi: (area: number, areaUnit: string, mean: number | null, unit: string) =>
-    `${area.toFixed(1)} ${areaUnit}${mean === null ? "" : ` · mean ${mean.toFixed(1)}${unit ? ` ${unit}` : ""}`}`,
+    `${num(area, 1)} ${areaUnit}${mean === null ? "" : ` · mean ${num(mean, 1)}${unit ? ` ${unit}` : ""}`}`,
   shortcuts: [
     ["↑ ↓ ← → / wheel", "Previous / next image"],
     ["PgUp PgDn Home End", "Jump in the stack"],
@@ -324,7 +363,7 @@ export const strings = {
   inviteHospital: "Invite the whole hospital",
   wholeHospital: (name: string) => `${name} (whole hospital)`,
   doctorsFound: (shown: number, total: number) =>
-    total > shown ? `${shown} of ${total} doctors shown; narrow the search.` : `${total} ${total === 1 ? "doctor" : "doctors"}`,
+    total > shown ? `${shown} of ${total} doctors shown; narrow the search.` : plural(total, { one: "# doctor", other: "# doctors" }),
   hospitalCannotHost: "A whole hospital cannot be host.",
 
   // Coordinator: cases and PACS
@@ -341,7 +380,7 @@ export const strings = {
   sexFemale: "Female",
   sexOther: "Other",
   caseAdded: "Case added.",
-  caseStudies: (n: number) => (n === 0 ? "No study attached." : n === 1 ? "1 study attached" : `${n} studies attached`),
+  caseStudies: (n: number) => (n === 0 ? "No study attached." : plural(n, { one: "# study attached", other: "# studies attached" })),
   attachStudy: "Attach a study from a PACS",
   closePanel: "Close",
   pacsNode: "PACS node",
@@ -370,4 +409,4 @@ export const strings = {
   patientMismatch: (message: string) => `This study is another patient's: ${message}`,
 };
 
-export type Strings = typeof strings;
+export type Strings = typeof en;

@@ -22,7 +22,7 @@ function card(c: Consultation): HTMLElement {
       "div",
       { class: "consultation-main" },
       h("h3", {}, c.title),
-      h("p", { class: "when" }, strings.timeWindow(when.start, when.end, c.timezone)),
+      h("p", { class: "when" }, strings.timeWindow(when.start, when.end, when.zone)),
       h(
         "p",
         { class: "meta" },

@@ -5,9 +5,9 @@ import { errorBox, replaceChildren, type Child } from "../dom";
 import { ApiError, SessionExpired } from "../session";
 import { strings } from "../strings";
 
-/** What to tell the user of a failed request. */
+/** What to tell the user of a failed request, in their language (by the error's code). */
 export function errorText(err: unknown): string {
-  return err instanceof ApiError ? strings.serverError(err.message) : strings.networkError;
+  return err instanceof ApiError ? strings.apiError(err.code, err.message) : strings.networkError;
 }
 
 /** Loads into `target` now; returns the function that loads again. */

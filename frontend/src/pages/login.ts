@@ -2,6 +2,7 @@ import { errorBox, h, replaceChildren } from "../dom";
 import type { Page } from "../router";
 import { ApiError, type Session } from "../session";
 import { strings } from "../strings";
+import { languageSwitch } from "./chrome";
 
 export function loginPage(session: Session, url: URL, done: (next: string | null) => void): Page {
   const next = url.searchParams.get("next");
@@ -15,6 +16,7 @@ export function loginPage(session: Session, url: URL, done: (next: string | null
   const form = h(
     "form",
     { class: "login-form", novalidate: false },
+    languageSwitch(null),
     h("h1", {}, strings.appName),
     h("p", { class: "tagline" }, strings.appTagline),
     h("h2", {}, strings.loginTitle),
@@ -36,7 +38,7 @@ export function loginPage(session: Session, url: URL, done: (next: string | null
         err instanceof ApiError
           ? err.status === 401
             ? strings.loginFailed
-            : strings.serverError(err.message)
+            : strings.apiError(err.code, err.message)
           : strings.networkError;
       replaceChildren(message, errorBox(text));
       password.select();

@@ -29,7 +29,7 @@ function describeApiError(err: unknown): string {
     if (err.status === 404) return strings.roomNotFound;
     if (err.code === "too_early") return strings.roomTooEarly;
     if (err.code === "too_late") return strings.roomTooLate;
-    return strings.roomError(err.message);
+    return strings.roomError(strings.apiError(err.code, err.message));
   }
   return strings.networkError;
 }

@@ -1,6 +1,7 @@
 /** The room's chat (history from the snapshot, then `chat:message`). */
 
 import { errorBox, h, replaceChildren } from "../dom";
+import { clock } from "../format";
 import { strings } from "../strings";
 import type { RoomConnection } from "./connection";
 import { mergeChat, type ChatMessage } from "./model";
@@ -59,7 +60,7 @@ export class ChatPanel {
           "li",
           { class: m.participant_id === this.me ? "chat-message mine" : "chat-message", "data-testid": "chat-message" },
           h("span", { class: "chat-author" }, m.name),
-          h("time", { class: "chat-time", datetime: m.sent_at }, formatTime(m.sent_at)),
+          h("time", { class: "chat-time", datetime: m.sent_at }, clock(m.sent_at)),
           h("p", { class: "chat-text" }, m.text),
         ),
       ),
@@ -68,7 +69,3 @@ export class ChatPanel {
   }
 }
 
-function formatTime(iso: string): string {
-  const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-}

@@ -7,6 +7,7 @@
 
 import { errorBox, h, replaceChildren } from "../dom";
 import type { Session } from "../session";
+import { clock } from "../format";
 import { strings } from "../strings";
 
 export interface RecordText {
@@ -41,10 +42,6 @@ export function sameText(a: RecordText, b: RecordText): boolean {
   return a.conclusion === b.conclusion && a.treatment_plan === b.treatment_plan;
 }
 
-function formatTime(iso: string): string {
-  const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-}
 
 export class RecordPanel {
   private shown: SavedRecord | null = null;
@@ -119,7 +116,7 @@ export class RecordPanel {
         h(
           "div",
           { class: "notice", role: "status", "data-testid": "record-updated" },
-          h("span", {}, strings.recordUpdatedBy(record.author.name, formatTime(record.updated_at))),
+          h("span", {}, strings.recordUpdatedBy(record.author.name, clock(record.updated_at))),
           h("button", { type: "button", class: "link", "data-testid": "record-take", onclick: () => this.takeSaved() }, strings.recordShowSaved),
         ),
       );
@@ -151,7 +148,7 @@ export class RecordPanel {
       this.receive(saved);
       replaceChildren(this.notice);
       this.status.dataset.state = "saved";
-      replaceChildren(this.status, h("span", { class: "notice ok" }, strings.recordSaved(formatTime(saved.updated_at))));
+      replaceChildren(this.status, h("span", { class: "notice ok" }, strings.recordSaved(clock(saved.updated_at))));
     } catch (err) {
       this.status.dataset.state = "failed";
       replaceChildren(this.status, errorBox(strings.recordSaveFailed(err instanceof Error ? err.message : String(err))));
@@ -163,7 +160,7 @@ export class RecordPanel {
 
   private render(): void {
     const r = this.shown;
-    this.meta.textContent = r ? strings.recordSavedBy(r.author.name, formatTime(r.updated_at)) : strings.recordNone;
+    this.meta.textContent = r ? strings.recordSavedBy(r.author.name, clock(r.updated_at)) : strings.recordNone;
     if (this.isHost) {
       if (this.form.parentElement !== this.body) replaceChildren(this.body, this.form);
       return;

@@ -291,7 +291,7 @@ export class ViewerPanel {
       return series;
     } catch (err) {
       if (!(err instanceof SessionExpired)) {
-        replaceChildren(block, errorBox(err instanceof ApiError ? strings.serverError(err.message) : strings.networkError));
+        replaceChildren(block, errorBox(err instanceof ApiError ? strings.apiError(err.code, err.message) : strings.networkError));
       }
       return [];
     }

@@ -12,7 +12,7 @@ import { inviteesSection } from "./invitees";
 import { errorText } from "../load";
 import { editPath, schedulePath, zoneDatalist } from "./list";
 import { errorField, type FormField } from "./logic";
-import { addDays, browserZone, dateIn, isoToZoned, isValidZone, zonedToIso } from "./time";
+import { addDays, browserZone, dateIn, isoToZoned, isValidZone, zonedToIso } from "../../time";
 
 export async function editPage(
   session: Session,

@@ -9,7 +9,7 @@ import { strings } from "../../strings";
 import { topBar } from "../chrome";
 import { errorText, loadInto } from "../load";
 import { cancelConsultation, listConsultations } from "./api";
-import { browserZone, dateIn, isDate, isValidZone, knownZones, viewRange, type View } from "./time";
+import { browserZone, dateIn, isDate, isValidZone, knownZones, viewRange, type View } from "../../time";
 
 export const SCHEDULE_PATH = "/coordinator";
 
@@ -31,7 +31,7 @@ export function zoneDatalist(id: string): HTMLDataListElement {
 
 function dayLabel(date: string): string {
   const [y, m, d] = date.split("-").map(Number);
-  return new Intl.DateTimeFormat(undefined, { weekday: "long", day: "numeric", month: "long", year: "numeric", timeZone: "UTC" }).format(
+  return new Intl.DateTimeFormat(strings.locale, { weekday: "long", day: "numeric", month: "long", year: "numeric", timeZone: "UTC" }).format(
     new Date(Date.UTC(y, m - 1, d)),
   );
 }
@@ -114,7 +114,7 @@ export function schedulePage(session: Session, url: URL, signOut: () => void, na
         "div",
         { class: "consultation-main" },
         h("h3", {}, h("a", { href: editPath(c.id), "data-testid": "edit-link" }, c.title)),
-        h("p", { class: "when" }, strings.timeWindow(when.start, when.end, c.timezone)),
+        h("p", { class: "when" }, strings.timeWindow(when.start, when.end, when.zone)),
         h(
           "p",
           { class: "meta" },
