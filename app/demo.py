@@ -119,7 +119,8 @@ async def seed(session: AsyncSession, password: str) -> list[DemoLogin] | None:
     now = utcnow().replace(second=0, microsecond=0)
     start = now - timedelta(minutes=now.minute % 15)
     consultation = Consultation(
-        title="Hội chẩn: khối choán chỗ phổi phải", description="Demo consultation",
+        title="Hội chẩn: khối choán chỗ phổi phải",
+        description="Buổi hội chẩn mẫu: bệnh viện tỉnh trình bày, Bạch Mai chủ trì.",
         scheduled_start=start, scheduled_end=start + timedelta(hours=2),
         timezone="Asia/Ho_Chi_Minh", host_hospital=central, created_by_id=users[1].id,
     )
