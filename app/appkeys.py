@@ -9,6 +9,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.dicomweb.metadata_cache import MetadataCache
 from app.pacs.frame_index import FrameIndexes
 from app.read_cache import ReadCache
 
@@ -25,3 +26,5 @@ ROOM_NOTIFY: web.AppKey[RoomNotify] = web.AppKey("room_notify")
 FRAME_INDEXES = web.AppKey("frame_indexes", FrameIndexes)
 # Accounts and study access of DICOMweb readers, kept a few seconds (app/read_cache.py).
 READ_CACHE = web.AppKey("read_cache", ReadCache)
+# Instances' WADO-RS metadata as JSON text (app/dicomweb/metadata_cache.py).
+METADATA_CACHE = web.AppKey("metadata_cache", MetadataCache)

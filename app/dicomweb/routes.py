@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.appkeys import FRAME_INDEXES, READ_CACHE, SESSIONS, SETTINGS
+from app.appkeys import FRAME_INDEXES, METADATA_CACHE, READ_CACHE, SESSIONS, SETTINGS
 from app.dicomweb import qido, stow, wado
+from app.dicomweb.metadata_cache import MetadataCache
 from app.dicomweb.refusals import audit_refusals
 from app.pacs.frame_index import FrameIndexes
 from app.pacs.store import store_root
@@ -19,6 +20,7 @@ INSTANCE = SERIES + "/instances/{instance}"
 def setup_dicomweb(app: web.Application) -> None:
     app[FRAME_INDEXES] = FrameIndexes(app[SESSIONS], store_root(app[SETTINGS].data_dir))
     app[READ_CACHE] = ReadCache()
+    app[METADATA_CACHE] = MetadataCache()
 
     async def close_cache(_: web.Application) -> None:
         app[READ_CACHE].close()

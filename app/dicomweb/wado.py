@@ -10,7 +10,6 @@ compressor costs more than it saves); metadata is JSON and may be.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -25,10 +24,11 @@ from pydicom.dataset import Dataset
 from pydicom.pixels.utils import pixel_array
 from sqlalchemy import select
 
-from app.appkeys import FRAME_INDEXES, READ_CACHE, READ_SESSIONS, SETTINGS
+from app.appkeys import FRAME_INDEXES, METADATA_CACHE, READ_CACHE, READ_SESSIONS, SETTINGS
 from app.dicomweb import negotiation, render
 from app.dicomweb.access import caller, record_read, require_study
 from app.dicomweb.dicomjson import DICOM_JSON
+from app.dicomweb.metadata_cache import absolute
 from app.errors import ApiError, not_found
 from app.pacs import frame_index
 from app.pacs.frame_codec import CannotEncode
@@ -152,16 +152,21 @@ async def metadata(request: web.Request) -> web.Response:
     rows = await _instances(request, user, study_uid, request.match_info.get("series"),
                             request.match_info.get("instance"))
     root = store_root(request.app[SETTINGS].data_dir)
-    base = f"{request.scheme}://{request.host}/dicomweb/studies/{study_uid}"
+    cache = request.app[METADATA_CACHE]
+    base = f"/dicomweb/studies/{study_uid}"
 
-    def build() -> list[dict[str, Any]]:
-        return [_metadata(root / i.path, f"{base}/series/{s.series_instance_uid}/instances/"
-                                         f"{i.sop_instance_uid}") for i, s in rows]
+    def one(instance: DicomInstance, series: DicomSeries) -> str:
+        path = root / instance.path
+        url = f"{base}/series/{series.series_instance_uid}/instances/{instance.sop_instance_uid}"
+        return cache.text(path, lambda: _metadata(path, url))
 
-    body = await asyncio.to_thread(build)
+    def build() -> list[str]:
+        return [one(i, s) for i, s in rows]
+
+    body = absolute(await asyncio.to_thread(build), f"{request.scheme}://{request.host}")
     await record_read(request, user, "dicomweb.metadata", study_uid,
                       {"instances": len(rows)})
-    return web.Response(body=json.dumps(body).encode(), content_type=DICOM_JSON)
+    return web.Response(body=body, content_type=DICOM_JSON)
 
 
 def _frame_numbers(request: web.Request) -> list[int]:
