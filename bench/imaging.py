@@ -135,17 +135,17 @@ def peak_rss_mb(pid: int) -> float:
 
 
 async def wait_port(port: int, process: subprocess.Popen[bytes], log: Path,
-                    seconds: float = 30) -> None:
+                    seconds: float = 30, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{process.args!r} exited: {log.read_text()[-2000:]}")
         try:
-            with socket.create_connection(("127.0.0.1", port), 0.2):
+            with socket.create_connection((host, port), 0.2):
                 return
         except OSError:
             await asyncio.sleep(0.1)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {seconds} s")
+    raise RuntimeError(f"nothing listens on {host}:{port} after {seconds} s")
 
 
 @dataclass
@@ -158,6 +158,7 @@ class Server:
     dicomweb: str  # path of the DICOMweb root, no trailing slash
     token: str = ""
     log: Path = Path()
+    host: str = "127.0.0.1"  # the address its HTTP and DICOM ports are reached at
 
     @property
     def pid(self) -> int:
@@ -165,7 +166,7 @@ class Server:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"http://{self.host}:{self.http_port}"
 
     def headers(self, **more: str) -> dict[str, str]:
         auth = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -189,7 +190,10 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 60) -> str:
     return done.stdout.strip()
 
 
-async def start_hoichan(folder: Path) -> Server:
+async def start_hoichan(folder: Path, host: str = "127.0.0.1",
+                        settings: dict[str, str] | None = None) -> Server:
+    """Hoichan as in production, bound to ``host`` (an address of this network namespace),
+    with ``settings`` (``HOICHAN_*`` variables) on top of the bench's own."""
     folder.mkdir(parents=True)
     http_port, dicom_port = free_port(), free_port()
     password = secrets.token_urlsafe(18)
@@ -197,21 +201,26 @@ async def start_hoichan(folder: Path) -> Server:
     env.update({
         "HOICHAN_DATA_DIR": str(folder),
         "HOICHAN_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'hoichan.db'}",
-        "HOICHAN_HOST": "127.0.0.1", "HOICHAN_PORT": str(http_port),
+        "HOICHAN_HOST": host, "HOICHAN_PORT": str(http_port),
         "HOICHAN_DICOM_PORT": str(dicom_port), "HOICHAN_DICOM_AE_TITLE": "HOICHAN",
         "HOICHAN_NEW_PASSWORD": password,
     })
+    env.update(settings or {})
     run_cli(["migrate"], env)
     run_cli(["create-hospital", "BENCH", "Bench hospital", "--tier", "central"], env)
     run_cli(["create-user", ADMIN_EMAIL, "--role", "admin", "--hospital", "BENCH"], env)
+    if not (ROOT / "frontend" / "dist" / "index.html").is_file():
+        # `hoichan serve` refuses to start without it, as in production.
+        raise SystemExit("the browser app is not built: run `make frontend` first")
     log = folder / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(orphan_proof([str(HOICHAN), "serve"]), env=env, stdout=out,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    server = Server("hoichan", process, http_port, dicom_port, "HOICHAN", "/dicomweb", log=log)
+    server = Server("hoichan", process, http_port, dicom_port, "HOICHAN", "/dicomweb", log=log,
+                    host=host)
     try:
-        await wait_port(http_port, process, log)
-        await wait_port(dicom_port, process, log)
+        await wait_port(http_port, process, log, host=host)
+        await wait_port(dicom_port, process, log, host=host)
         async with aiohttp.ClientSession() as http, http.post(
                 f"{server.url}/api/auth/login",
                 json={"email": ADMIN_EMAIL, "password": password}) as r:
@@ -224,21 +233,24 @@ async def start_hoichan(folder: Path) -> Server:
     return server
 
 
-async def start_orthanc(folder: Path) -> Server:
-    """Debian's Orthanc as in tests/pacs/orthanc.py: loopback-only HTTP, own storage."""
+async def start_orthanc(folder: Path, host: str = "127.0.0.1") -> Server:
+    """Debian's Orthanc as in tests/pacs/orthanc.py: loopback-only HTTP, own storage. With
+    another ``host`` (only inside a private network namespace: Orthanc 1.10 listens on every
+    address of its namespace) HTTP answers remote callers too."""
     folder.mkdir(parents=True)
     http_port, dicom_port = free_port(), free_port()
     config = {
         "Name": "bench-pacs", "StorageDirectory": str(folder / "storage"),
         "IndexDirectory": str(folder / "index"), "HttpPort": http_port,
-        "DicomPort": dicom_port, "DicomAet": "ORTHANC", "RemoteAccessAllowed": False,
+        "DicomPort": dicom_port, "DicomAet": "ORTHANC",
+        "RemoteAccessAllowed": host != "127.0.0.1",
         "AuthenticationEnabled": False, "DicomCheckModalityHost": True,
         "DicomAlwaysAllowEcho": True, "DicomAlwaysAllowStore": True,
         "DicomAlwaysAllowFind": False, "DicomAlwaysAllowGet": False,
         "DicomAlwaysAllowMove": False, "StableAge": 5, "SaveJobs": False,
         "SyncStorageArea": True,  # the default since 1.7.4, stated: Hoichan fsyncs too
         "Plugins": [DICOMWEB_PLUGIN],
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "Host": f"127.0.0.1:{http_port}"},
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "Host": f"{host}:{http_port}"},
     }
     path = folder / "orthanc.json"
     path.write_text(json.dumps(config))
@@ -247,9 +259,10 @@ async def start_orthanc(folder: Path) -> Server:
                                env=DCMTK_ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                stdin=subprocess.DEVNULL)
-    server = Server("orthanc", process, http_port, dicom_port, "ORTHANC", "/dicom-web", log=log)
+    server = Server("orthanc", process, http_port, dicom_port, "ORTHANC", "/dicom-web", log=log,
+                    host=host)
     try:
-        await wait_port(dicom_port, process, log)
+        await wait_port(dicom_port, process, log, host=host)
         async with aiohttp.ClientSession() as http:
             deadline = time.monotonic() + 20
             while True:
@@ -485,7 +498,7 @@ async def push(server: Server, folder: Path, log: Path, timeout: float) -> float
     with log.open("ab") as out:
         process = await asyncio.create_subprocess_exec(
             *orphan_proof(["storescu", "-aet", "BENCH", "-aec", server.aet, "+sd", "+r", "-nh",
-                           "127.0.0.1", str(server.dicom_port), str(folder)]),
+                           server.host, str(server.dicom_port), str(folder)]),
             env=DCMTK_ENV, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             await asyncio.wait_for(process.wait(), timeout)

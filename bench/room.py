@@ -15,8 +15,8 @@ Measured:
    doctors wait in the lobby until the host admits them (the bench clicks "Admit" as soon as
    it shows): their figure includes that wait, also given alone. The host's first remote
    frame can only come once a doctor is in: its figure is counted from the first admission.
-2. **Sync latency**: the host takes control (with the presenter in, the presenter drives by
-   default: the host asks and grants itself) and, as the driver, makes ``--changes``
+2. **Sync latency**: the host takes control (one click: the presenter drives only until
+   then) and, as the driver, makes ``--changes``
    changes, alternating the slice (ArrowDown in the viewer) and the window preset (keys 1-4:
    lung, mediastinum, bone, brain), waiting for every viewer to show each change and a
    short random pause before the next. Each page stamps, with
@@ -70,7 +70,22 @@ PRESET_KEYS = ["1", "2", "3", "4"]  # lung, mediastinum, bone, brain
 # keys pressed and the viewer's shown slice / window, each stamped on the page's clock.
 INSTRUMENT = """(() => {
   const now = () => performance.timeOrigin + performance.now();
-  const b = window.__bench = {joinClick: null, firstFrame: null, keys: [], changes: []};
+  const b = window.__bench = {joinClick: null, firstFrame: null, keys: [], changes: [], pcs: []};
+  // Each peer connection's creation, connected state and first remote track: where the join
+  // time goes.
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = function (...args) {
+    const pc = new Native(...args);
+    const mark = {created: now(), connected: null, track: null};
+    b.pcs.push(mark);
+    pc.addEventListener('connectionstatechange', () => {
+      if (pc.connectionState === 'connected' && mark.connected === null) mark.connected = now();
+    });
+    pc.addEventListener('track', () => { if (mark.track === null) mark.track = now(); });
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Native.prototype;
+  Object.setPrototypeOf(window.RTCPeerConnection, Native);
   document.addEventListener('click', (e) => {
     if (b.joinClick === null && e.target.closest && e.target.closest('[data-testid=join-room]'))
       b.joinClick = now();
@@ -218,11 +233,19 @@ def measure(browsers: list[Browser], launch: Any, url: str, args: argparse.Names
         return None if page_ms is None else page_ms - offsets[name]
 
     join_rows: list[tuple[str, float | None, float | None, str]] = []
+    phase_rows: list[tuple[str, list[str]]] = []
     first_admit = min(admitted.values()) * 1000
     for name, page in pages.items():
         b = page.evaluate("({joinClick: window.__bench.joinClick,"
-                          " firstFrame: window.__bench.firstFrame})")
+                          " firstFrame: window.__bench.firstFrame, pcs: window.__bench.pcs})")
         click, frame = bench_ms(name, b["joinClick"]), bench_ms(name, b["firstFrame"])
+        start = first_admit if name == HOST[0] else admitted[name] * 1000
+        phases = [f"pc{i} " + " ".join(
+            f"{k} {ms - start:.0f}" if (ms := bench_ms(name, pc[k])) is not None else f"{k} -"
+            for k in ("created", "connected", "track")) for i, pc in enumerate(b["pcs"])]
+        if frame is not None:
+            phases.append(f"frame {frame - start:.0f}")
+        phase_rows.append((name, phases))
         if name == HOST[0]:
             join_rows.append((name, None, None if frame is None else frame - first_admit,
                               "from the first doctor's admission"))
@@ -234,9 +257,7 @@ def measure(browsers: list[Browser], launch: Any, url: str, args: argparse.Names
     # ---------------------------------------------------------------- sync
     followers = [n for n, _ in DOCTORS]
     # With the presenter (doctor 1) in, the presenter drives by default: the host takes it.
-    # It asks for control and grants its own request.
-    host.get_by_test_id("request-control").click()
-    host.get_by_test_id("give-control").click()
+    host.get_by_test_id("take-control").click()
     host.get_by_test_id("sync-text").filter(has_text="You are driving").wait_for()
     for n in followers:
         pages[n].get_by_test_id("sync-text").filter(has_text="Following").wait_for()
@@ -300,6 +321,9 @@ def measure(browsers: list[Browser], launch: Any, url: str, args: argparse.Names
 
     # ---------------------------------------------------------------- table
     print()
+    print("Join phases, ms from admission (the host: from the first doctor's)")
+    for name, phases in phase_rows:
+        print(f"  {name:<10} " + "; ".join(phases))
     print("Join to first remote frame (one join each)")
     print(f"{'participant':<12} {'lobby wait ms':>14} {'first frame ms':>15}  counted")
     for name, lobby, total, note in join_rows:
