@@ -3,8 +3,10 @@
 An encoding's frames are either in the stored file itself (its native little-endian values,
 or its encapsulated fragments as they lie) or in a copy beside it (``<sop>.<syntax>.frames``,
 the frames one after another), made once on first demand, fsynced, then indexed: a repeat
-request costs a file read, never an encode. The index rows go with their instance (foreign
-key ON DELETE CASCADE).
+request costs a file read, never an encode. The stored file's own index is written at
+ingest, with its instance (``stored_ranges``, from what the structure check found); it is
+built here on first demand only for objects stored before ingest did so. The index rows go
+with their instance (foreign key ON DELETE CASCADE).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import struct
 from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
@@ -44,6 +47,25 @@ def _value_offset(ds: Dataset) -> int | None:
     return None
 
 
+@dataclass(frozen=True)
+class PixelValue:
+    """Where a file's pixel data value lies: its offset and, when encapsulated, the Basic
+    Offset Table's value and each fragment's item (offset of its tag, value length)."""
+
+    offset: int
+    table: bytes = b""
+    fragments: tuple[tuple[int, int], ...] | None = None
+
+
+def stored_encoding(syntax: str) -> str | None:
+    """The encoding whose frames a file in ``syntax`` holds as they lie: uncompressed little
+    endian for native little-endian files, the syntax itself for encapsulated ones; None for
+    big-endian and deflated files, whose frames must be rewritten."""
+    if syntax in (EXPLICIT_LE, IMPLICIT_LE):
+        return EXPLICIT_LE
+    return None if syntax in NATIVE else syntax
+
+
 def _native_ranges(ds: Dataset, offset: int, frames: int) -> Ranges | None:
     if int(ds.get("BitsAllocated", 8)) % 8:
         return None  # bit-packed frames need not start on a byte
@@ -63,28 +85,33 @@ def _items(data: bytes, pos: int) -> list[tuple[int, int]]:
     return items
 
 
-def _encapsulated_ranges(path: Path, ds: Dataset, offset: int, frames: int) -> Ranges | None:
-    """Each frame's fragments; None where the stored file does not say which fragments make
-    which frame (no offset table and not one fragment per frame)."""
+def _read_pixel_value(path: Path, offset: int) -> PixelValue:
+    """The encapsulated pixel data of a stored file, its items walked from ``offset``."""
     with path.open("rb") as f:
         f.seek(offset)
         data = f.read()
     (table_length,) = struct.unpack_from("<I", data, 4)
-    basic = data[8:8 + table_length]
-    items = _items(data, 8 + table_length)
+    fragments = tuple((offset + item, length) for item, length in _items(data, 8 + table_length))
+    return PixelValue(offset, data[8:8 + table_length], fragments)
+
+
+def _fragment_ranges(ds: Dataset, fragments: tuple[tuple[int, int], ...], table: bytes,
+                     frames: int) -> Ranges | None:
+    """Each frame's fragments; None where the file does not say which fragments make which
+    frame (no offset table and not one fragment per frame)."""
     # Offset tables count from the first fragment's item tag (PS3.5 A.4).
-    first = items[0][0] if items else 0
-    pieces = [(item - first, offset + item + 8, length) for item, length in items]
+    first = fragments[0][0] if fragments else 0
+    pieces = [(item - first, item + 8, length) for item, length in fragments]
     if frames == 1:
         return [[[value, length] for _, value, length in pieces]]
     if len(pieces) == frames:
         return [[[value, length]] for _, value, length in pieces]
     starts: list[int] = []
     if "ExtendedOffsetTable" in ds:
-        table = bytes(ds.ExtendedOffsetTable)
-        starts = list(struct.unpack(f"<{len(table) // 8}Q", table))
-    elif basic:
-        starts = list(struct.unpack(f"<{len(basic) // 4}I", basic))
+        extended = bytes(ds.ExtendedOffsetTable)
+        starts = list(struct.unpack(f"<{len(extended) // 8}Q", extended))
+    elif table:
+        starts = list(struct.unpack(f"<{len(table) // 4}I", table))
     if len(starts) != frames:
         return None
     bounds = [*starts[1:], 1 << 62]
@@ -95,19 +122,30 @@ def _encapsulated_ranges(path: Path, ds: Dataset, offset: int, frames: int) -> R
     return grouped if all(grouped) else None
 
 
-def _stored_ranges(path: Path, encoding: str) -> Ranges | None:
-    """The frames of ``encoding`` inside the stored file itself, or None."""
-    ds = pydicom.dcmread(path, defer_size=1024)
-    syntax = str(ds.file_meta.TransferSyntaxUID)
-    start = _value_offset(ds)
-    if start is None:
+def stored_ranges(ds: Dataset, pixel: PixelValue) -> tuple[str, Ranges] | None:
+    """The frames a file holds as they lie: their encoding (``stored_encoding``) and where
+    each frame is; None where they must be rewritten to be served."""
+    encoding = stored_encoding(str(ds.file_meta.TransferSyntaxUID))
+    if encoding is None:
         return None
     frames = max(1, int(ds.get("NumberOfFrames", 1) or 1))
-    if encoding == EXPLICIT_LE and syntax in (EXPLICIT_LE, IMPLICIT_LE):
-        return _native_ranges(ds, start, frames)
-    if encoding == syntax:
-        return _encapsulated_ranges(path, ds, start, frames)
-    return None
+    ranges: Ranges | None = None
+    if encoding == EXPLICIT_LE and pixel.fragments is None:
+        ranges = _native_ranges(ds, pixel.offset, frames)
+    elif encoding != EXPLICIT_LE and pixel.fragments is not None:
+        ranges = _fragment_ranges(ds, pixel.fragments, pixel.table, frames)
+    return None if ranges is None else (encoding, ranges)
+
+
+def _stored_file_ranges(path: Path, encoding: str) -> Ranges | None:
+    """The frames of ``encoding`` inside the stored file itself, or None."""
+    ds = pydicom.dcmread(path, defer_size=1024)
+    start = _value_offset(ds)
+    if start is None or stored_encoding(str(ds.file_meta.TransferSyntaxUID)) != encoding:
+        return None
+    pixel = PixelValue(start) if encoding == EXPLICIT_LE else _read_pixel_value(path, start)
+    found = stored_ranges(ds, pixel)
+    return None if found is None else found[1]
 
 
 def _frames_of(path: Path, encoding: str) -> Iterator[bytes]:
@@ -138,7 +176,7 @@ def _copy(root: Path, instance_path: str, encoding: str) -> tuple[str, Ranges, i
 def build(root: Path, instance: DicomInstance, encoding: str) -> FrameIndex:
     """The index of ``encoding`` for ``instance``, writing a copy where the stored file
     does not hold those frames as they lie. Raises frame_codec.CannotEncode."""
-    ranges = _stored_ranges(root / instance.path, encoding)
+    ranges = _stored_file_ranges(root / instance.path, encoding)
     if ranges is not None:
         return FrameIndex(instance_id=instance.id, transfer_syntax_uid=encoding,
                           path=instance.path, frames=ranges, size_bytes=instance.size_bytes)

@@ -16,7 +16,6 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -28,7 +27,7 @@ from app.appkeys import SESSIONS, SETTINGS
 from app.db.models import CaseStudy
 from app.db.types import utcnow
 from app.pacs import dicomweb_client, dimse_client
-from app.pacs.ingest import IngestError, ingest
+from app.pacs.ingest import Ingested, Ingester, IngestError
 from app.pacs.models import (
     DicomInstance,
     DicomSeries,
@@ -40,7 +39,8 @@ from app.pacs.models import (
     Retrieve,
 )
 from app.pacs.query import RemoteError, RemoteStudy, StudyQuery
-from app.pacs.setup import SCP
+from app.pacs.setup import INGESTER, SCP
+from app.pacs.window import Window
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,9 @@ CONCURRENT_JOBS = 2
 LEASE = timedelta(seconds=30)
 #: How often a node looks for jobs nobody holds (queued, or left by a node that died).
 ADOPT_INTERVAL_S = 10.0
-INGEST_TIMEOUT_S = 120.0
+#: WADO-RS objects read ahead while earlier ones are being kept, so they commit in groups.
+WADO_IN_FLIGHT = 16
+WADO_IN_FLIGHT_BYTES = 256 * 1024 * 1024
 STATUS_SUCCESS = 0x0000
 STATUS_CANNOT_UNDERSTAND = 0xC000
 STATUS_OUT_OF_RESOURCES = 0xA700
@@ -87,9 +89,9 @@ async def stored_instances(session: AsyncSession, study_instance_uid: str) -> in
 class Importer:
     """Runs import jobs, at most ``CONCURRENT_JOBS`` at once, each in its own task."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], data_dir: Path,
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], ingester: Ingester,
                  ae_title: str, scp_listening: Callable[[], bool], node_id: str) -> None:
-        self._sessions, self._data_dir, self._ae_title = sessions, data_dir, ae_title
+        self._sessions, self._ingester, self._ae_title = sessions, ingester, ae_title
         self._scp_listening = scp_listening
         self._node_id = node_id
         self._slots = asyncio.Semaphore(CONCURRENT_JOBS)
@@ -188,9 +190,17 @@ class Importer:
     async def _retrieve(self, node: PacsNode, study_uid: str) -> str:
         """Runs the retrieval; returns what went wrong, or "" when the node reports none."""
         if node.kind is NodeKind.dicomweb:
+            source = f"WADO-RS {node.name}"
+            window: Window[Ingested] = Window(WADO_IN_FLIGHT, WADO_IN_FLIGHT_BYTES)
+
             async def store(data: bytes) -> None:
-                await ingest(self._sessions, self._data_dir, data, f"WADO-RS {node.name}")
-            await dicomweb_client.retrieve_study(node.dicomweb_url, study_uid, store)
+                await window.add(self._ingester.ingest(data, source), len(data))
+
+            try:
+                await dicomweb_client.retrieve_study(node.dicomweb_url, study_uid, store)
+            finally:
+                await window.wait()
+            window.raise_first()
             return ""
         remote = peer(node, self._ae_title)
         if node.retrieve is Retrieve.c_move:
@@ -209,20 +219,16 @@ class Importer:
         return ""
 
     def _store_from_thread(self, node: PacsNode) -> Callable[[bytes], int]:
-        """C-GET's store handler runs on pynetdicom's thread; ingest runs on our loop."""
-        loop = asyncio.get_running_loop()
+        """C-GET's store handler, on pynetdicom's thread."""
         source = f"C-GET {node.name}"
 
         def store(data: bytes) -> int:
-            future = asyncio.run_coroutine_threadsafe(
-                ingest(self._sessions, self._data_dir, data, source), loop)
             try:
-                future.result(INGEST_TIMEOUT_S)
+                self._ingester.ingest_in_thread(data, source)
             except IngestError as exc:
                 log.warning("C-GET object from %s refused: %s", node.name, exc)
                 return STATUS_CANNOT_UNDERSTAND
             except Exception:
-                future.cancel()
                 log.exception("C-GET object from %s could not be stored", node.name)
                 return STATUS_OUT_OF_RESOURCES
             return STATUS_SUCCESS
@@ -278,16 +284,20 @@ IMPORTER = web.AppKey("importer", Importer)
 
 
 def setup_imports(app: web.Application) -> None:
-    """The importer starts with the application, after the SCP that C-MOVE sends to."""
+    """The importer starts with the application, after the SCP that C-MOVE sends to, and
+    stops as the application begins to shut down, while the ingester still keeps what its
+    jobs bring."""
     async def start(app: web.Application) -> None:
         settings = app[SETTINGS]
-        importer = Importer(app[SESSIONS], settings.data_dir, settings.dicom_ae_title,
+        importer = Importer(app[SESSIONS], app[INGESTER], settings.dicom_ae_title,
                             lambda: SCP in app, settings.node_id)
         app[IMPORTER] = importer
         await importer.start()
 
     async def stop(app: web.Application) -> None:
-        await app[IMPORTER].stop()
+        importer = app.get(IMPORTER)
+        if importer is not None:
+            await importer.stop()
 
     app.on_startup.append(start)
-    app.on_cleanup.append(stop)
+    app.on_shutdown.append(stop)

@@ -1,39 +1,55 @@
-"""Taking one DICOM object into the store: parse, check, write, index — all or nothing."""
+"""Taking DICOM objects into the store: durably, all or nothing, off the event loop, and
+indexed in group commits.
+
+Each object is checked (``app/pacs/checking.py``) on a worker thread, or on the caller's
+own thread for pynetdicom's associations. Objects that arrive together (from one or several
+associations, STOW-RS parts, import jobs) are kept as one batch, which starts as soon as the
+previous batch is over, with at most ``MAX_BATCH`` objects:
+
+1. each file is written to this process's staging directory and fsynced (worker threads);
+2. the staging directory is synced, each file linked to its place in the store, and each
+   directory that got files is synced once;
+3. the batch's index rows (studies, series, instances and the stored files' frame indexes)
+   are added in one transaction, and committed;
+4. only then are the staged names removed and each caller told "stored".
+
+A process killed before 3 leaves files placed but not indexed: the next start finds them
+through the staged names and removes them (``app/pacs/staging.py``), so the store never
+holds a file without its row nor a row without its file. An object the index refuses does
+not fail the others: a failed batch is committed again one object at a time.
+"""
 
 from __future__ import annotations
 
-import io
+import asyncio
+import errno
 import logging
-import re
-import struct
-import zlib
+from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeVar, TypeVarTuple
 
-from pydicom import dcmread
-from pydicom.datadict import dictionary_VR
-from pydicom.dataset import Dataset
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.pacs import store
-from app.pacs.models import DicomInstance, DicomSeries, DicomStudy
-from app.text_search import person_name
+from app.db.engine import READ_ONLY
+from app.pacs import index_batch, staging, store
+from app.pacs.checking import INT32 as INT32
+from app.pacs.checking import UID as UID
+from app.pacs.checking import Checked, check
+from app.pacs.checking import IngestError as IngestError
+from app.pacs.index_batch import Entry
 
 log = logging.getLogger(__name__)
 
-UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+$")
-REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+MAX_BATCH = 64
+WORKERS = 2  # threads checking and writing objects; the cores are the limit anyway
+THREAD_WAIT_S = 120.0  # how long a caller's thread waits for its object's outcome
 
-
-class IngestError(Exception):
-    """The object was refused as malformed; nothing of it was kept.
-
-    Failing to keep a well-formed object (disk, database) raises the underlying OSError or
-    database error instead, so callers can tell "fix the object" from "try again later".
-    """
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 @dataclass(frozen=True)
@@ -43,298 +59,420 @@ class Ingested:
     duplicate: bool
 
 
-# --- Structure: every element complete, every length inside its container (PS3.5 7.1, 7.5).
-# pydicom reads leniently (a value cut short is kept short, an unknown VR fails only when the
-# element is used), so a truncated or corrupt object would otherwise be stored as if whole.
+@dataclass(eq=False)
+class _Item:
+    entry: Entry
+    done: asyncio.Future[Ingested]
+    staged: Path | None = None  # the fsynced copy in the staging directory
+    placed: bool = False  # linked to its place in the store by this item
 
-PREAMBLE = 128
-ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-UNDEFINED = 0xFFFFFFFF
-LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT",
-                      "UV"})
-SHORT_VRS = frozenset({"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT",
-                       "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"})
-MAX_DEPTH = 64  # nested sequences; real objects use a handful
-MAX_INFLATED = 1 << 30  # a deflated object that inflates past this is refused, not held
-IMPLICIT_LE = "1.2.840.10008.1.2"
-EXPLICIT_BE = "1.2.840.10008.1.2.2"
-DEFLATED = frozenset({"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95"})
+    @property
+    def checked(self) -> Checked:
+        return self.entry.checked
 
+    @property
+    def relative(self) -> str:
+        return self.checked.relative_path
 
-@dataclass(frozen=True)
-class _Encoding:
-    implicit: bool
-    order: str  # struct byte order: "<" or ">"
+    def ingested(self, duplicate: bool) -> Ingested:
+        return Ingested(self.checked.sop_uid, self.checked.study_uid, duplicate)
 
 
-EXPLICIT_LITTLE = _Encoding(False, "<")
-# Undefined-length UN content is implicit VR little endian whatever the syntax (PS3.5 6.2.2).
-IMPLICIT_LITTLE = _Encoding(True, "<")
+def _finish(item: _Item, outcome: Ingested | BaseException) -> None:
+    if item.done.done():
+        return
+    if isinstance(outcome, BaseException):
+        item.done.set_exception(outcome)
+    else:
+        item.done.set_result(outcome)
 
 
-def _header(data: bytes, pos: int, enc: _Encoding) -> tuple[int, str | None, int, int]:
-    """Tag, VR (None where the encoding has none), value length and value offset."""
-    if len(data) - pos < 8:
-        raise IngestError(f"element header cut short at byte {pos}")
-    group, element = struct.unpack_from(enc.order + "HH", data, pos)
-    tag = group << 16 | element
-    if group == 0xFFFE or enc.implicit:
-        (length,) = struct.unpack_from(enc.order + "I", data, pos + 4)
-        vr = None if group == 0xFFFE else _dictionary_vr(tag)
-        return tag, vr, length, pos + 8
-    vr = data[pos + 4:pos + 6].decode("latin-1")
-    if vr in SHORT_VRS:
-        (length,) = struct.unpack_from(enc.order + "H", data, pos + 6)
-        return tag, vr, length, pos + 8
-    if vr not in LONG_VRS:
-        raise IngestError(f"element {_tag(tag)} has an unknown VR {vr!r}")
-    if len(data) - pos < 12:
-        raise IngestError(f"element header cut short at byte {pos}")
-    (length,) = struct.unpack_from(enc.order + "I", data, pos + 8)
-    return tag, vr, length, pos + 12
+def _is_new(outcome: Ingested | BaseException) -> bool:
+    return isinstance(outcome, Ingested) and not outcome.duplicate
 
 
-def _tag(tag: int) -> str:
-    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+def _observed(future: asyncio.Future[Ingested]) -> None:
+    # A caller whose wait timed out no longer reads its outcome; asyncio would log it.
+    if not future.cancelled():
+        future.exception()
 
 
-def _dictionary_vr(tag: int) -> str | None:
-    try:
-        return str(dictionary_VR(tag))
-    except KeyError:  # private or unknown: its value is opaque bytes
-        return None
+class Ingester:
+    """Keeps objects for the application (or one caller): ``start`` before use, ``close``
+    after. An object is reported stored only once its file and its index row are durable."""
 
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], data_dir: Path) -> None:
+        self._sessions = sessions
+        self._root = store.store_root(data_dir)
+        self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="ingest")
+        self._queue: list[_Item] = []
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._staging: staging.Staging | None = None
+        self._committer: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Placed, then the commit's outcome was lost with the database connection: settled
+        # (kept or removed, by what the index says) before the next batch.
+        self._unknown: list[_Item] = []
+        self._known = index_batch.Known()
 
-def _elements(data: bytes, pos: int, end: int | None, enc: _Encoding, depth: int) -> int:
-    """Check a dataset's elements from ``pos`` up to ``end``, or, for an item of undefined
-    length (``end`` None), up to its Item Delimitation; the offset after it."""
-    if depth > MAX_DEPTH:
-        raise IngestError(f"sequences nested deeper than {MAX_DEPTH}")
-    limit = len(data) if end is None else end
-    while pos < limit:
-        tag, vr, length, pos = _header(data, pos, enc)
-        if pos > limit:
-            raise IngestError(f"element header crosses the end of its item at byte {pos}")
-        if tag == ITEM_END and end is None:
-            return pos
-        if tag >> 16 == 0xFFFE:
-            raise IngestError(f"misplaced item or delimiter {_tag(tag)}")
-        if length == UNDEFINED:
-            if not (enc.implicit or vr in ("SQ", "UN", "OB", "OW")):
-                raise IngestError(f"a {vr} element of undefined length at byte {pos}")
-            fragments = vr in ("OB", "OW")  # encapsulated pixel data
-            pos = _items(data, pos, None, IMPLICIT_LITTLE if vr == "UN" else enc, depth + 1,
-                         fragments)
-            continue
-        if length > limit - pos:
-            raise IngestError(f"element {_tag(tag)} declares {length} bytes, "
-                              f"{limit - pos} remain")
-        if vr == "SQ":
-            _items(data, pos, pos + length, enc, depth + 1, fragments=False)
-        pos += length
-    if end is None:
-        raise IngestError("item without its Item Delimitation")
-    return pos
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._staging = await self._run(staging.Staging.open, self._root)
+        await self.recover()
+        self._committer = asyncio.create_task(self._commit_forever(), name="ingest-commit")
 
+    async def close(self) -> None:
+        """Keeps what was handed over already, then stops."""
+        self._closed = True
+        self._wake.set()
+        if self._committer is not None:
+            await self._committer
+        await self._settle_unknown()
+        if self._staging is not None:
+            await self._run(self._staging.close)
+        self._pool.shutdown(wait=False)
 
-def _items(data: bytes, pos: int, end: int | None, enc: _Encoding, depth: int,
-           fragments: bool) -> int:
-    """Check a sequence's items (or pixel data fragments) from ``pos`` up to ``end``, or,
-    for undefined length, up to its Sequence Delimitation; the offset after it."""
-    while end is None or pos < end:
-        tag, _, length, pos = _header(data, pos, enc)  # items have no VR in any syntax
-        if end is not None and pos > end:
-            raise IngestError(f"item header crosses the end of its sequence at byte {pos}")
-        if tag == SEQUENCE_END and end is None:
-            return pos
-        if tag != ITEM:
-            raise IngestError(f"expected an item, found {_tag(tag)}")
-        if length == UNDEFINED and not fragments:
-            pos = _elements(data, pos, None, enc, depth)
-            continue
-        if length == UNDEFINED or length > (len(data) if end is None else end) - pos:
-            raise IngestError(f"item at byte {pos} declares {length} bytes, fewer remain")
-        if not fragments:
-            _elements(data, pos, pos + length, enc, depth)
-        pos += length
-    return pos
+    async def ingest(self, data: bytes, received_from: str) -> Ingested:
+        """Store ``data`` (a DICOM file: preamble, file meta, dataset, as received).
 
+        A repeated SOP Instance UID is a success that changes nothing. A malformed object
+        raises IngestError; a failure to keep it raises the OSError or database error. In
+        neither case is anything of it kept.
+        """
+        return await self.store(await self.check(data), received_from)
 
-def _check_structure(data: bytes) -> None:
-    """Refuse with IngestError anything but a complete Part 10 file: preamble, ``DICM``,
-    file meta, then a dataset whose every element lies whole inside the data."""
-    if len(data) < PREAMBLE + 4 or data[PREAMBLE:PREAMBLE + 4] != b"DICM":
-        raise IngestError("not a DICOM file: no preamble and DICM prefix")
-    pos, syntax = PREAMBLE + 4, ""
-    while len(data) - pos >= 2 and struct.unpack_from("<H", data, pos)[0] == 0x0002:
-        tag, _, length, value = _header(data, pos, EXPLICIT_LITTLE)
-        if length == UNDEFINED or length > len(data) - value:
-            raise IngestError("file meta information cut short")
-        if tag == 0x00020010:
-            syntax = data[value:value + length].rstrip(b"\x00 ").decode("latin-1")
-        pos = value + length
-    if not syntax:
-        raise IngestError("no file meta information (transfer syntax)")
-    body = data[pos:]
-    if syntax in DEFLATED:
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    async def check(self, data: bytes) -> Checked:
+        """``data`` checked on a worker thread (IngestError if malformed), not yet kept."""
+        return await self._run(check, data)
+
+    async def store(self, checked: Checked, received_from: str) -> Ingested:
+        """Keep a checked object with the next batch; returns once it is durable."""
+        if self._closed or self._loop is None:
+            raise RuntimeError("the store is not taking objects (stopped)")
+        item = _Item(Entry(checked, received_from), self._loop.create_future())
+        item.done.add_done_callback(_observed)
+        self._queue.append(item)
+        self._wake.set()
+        # Shielded: a caller that goes away (a STOW-RS client) does not undo a batch.
+        return await asyncio.shield(item.done)
+
+    def ingest_in_thread(self, data: bytes, received_from: str) -> Ingested:
+        """``ingest`` for a thread other than the event loop's (pynetdicom's association
+        threads): checked on the calling thread, then kept by the loop's next batch."""
+        checked = check(data)
+        if self._loop is None:
+            raise RuntimeError("the store is not taking objects (not started)")
+        future = asyncio.run_coroutine_threadsafe(self.store(checked, received_from),
+                                                  self._loop)
         try:
-            body = inflater.decompress(body, MAX_INFLATED)
-        except zlib.error as exc:
-            raise IngestError(f"deflated dataset is corrupt: {exc}") from None
-        if inflater.unconsumed_tail:
-            raise IngestError("deflated dataset inflates beyond the size we accept")
-        if not inflater.eof:
-            raise IngestError("deflated dataset cut short")
-    encoding = _Encoding(syntax == IMPLICIT_LE, ">" if syntax == EXPLICIT_BE else "<")
-    _elements(body, 0, len(body), encoding, 0)
+            return future.result(THREAD_WAIT_S)
+        except TimeoutError:
+            future.cancel()
+            raise
 
+    async def recover(self) -> None:
+        """Settle what processes that are gone left in their staging directories: each file
+        they placed and did not index is removed."""
+        found = await self._run(staging.abandoned, self._root, self._staging)
+        if not found:
+            return
+        try:
+            paths = {relative for gone in found for relative in gone.staged.values()}
+            async with self._reading() as session:
+                indexed = await index_batch.indexed_paths(session, paths)
+            for gone in found:
+                await self._run(gone.settle, indexed)
+        finally:
+            for gone in found:
+                gone.release()
 
-# --- Attributes: what the index keeps of an object.
+    # --- The batches
 
-STUDY_TEXT = {"patient_id": ("PatientID", 64), "patient_name": ("PatientName", 324),
-              "patient_birth_date": ("PatientBirthDate", 8), "patient_sex": ("PatientSex", 16),
-              "study_date": ("StudyDate", 8), "study_time": ("StudyTime", 16),
-              "accession_number": ("AccessionNumber", 16),
-              "study_description": ("StudyDescription", 64),
-              "referring_physician_name": ("ReferringPhysicianName", 324),
-              "study_id": ("StudyID", 16)}
-SERIES_TEXT = {"modality": ("Modality", 16), "series_description": ("SeriesDescription", 64),
-               "body_part_examined": ("BodyPartExamined", 16)}
-INT32 = (-(1 << 31), (1 << 31) - 1)  # the index's Integer columns
+    async def _commit_forever(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closed:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            try:
+                await self._keep(batch)
+            except Exception as exc:
+                # A fault of ours: its callers hear of it, what it staged or placed is
+                # settled by what the index says, and the next batch goes on.
+                log.exception("ingest batch of %d failed", len(batch))
+                for item in batch:
+                    _finish(item, exc)
+                self._unknown.extend(item for item in batch if item.staged is not None)
 
+    async def _keep(self, batch: list[_Item]) -> None:
+        await self._settle_unknown()
+        batch = self._distinct(batch)
+        placed = await self._place(await self._stage(batch))
+        if not placed:
+            return
+        outcomes = await self._commit(placed)
+        failed = [item for item in placed if isinstance(outcomes[item], BaseException)]
+        unknown: list[_Item] = []
+        if failed:
+            stored, unknown = await self._settle(failed)
+            outcomes.update(stored)
+        kept = [item for item in placed if _is_new(outcomes[item])]
+        # Staged names first (unlinks, no fsync): an acknowledged object leaves nothing
+        # behind for a recovery to look at.
+        await self._run(self._forget_staged, kept)
+        for item in kept:
+            _finish(item, outcomes[item])
+        # Refused, failed, or held already: what this batch placed of them goes. Those
+        # whose outcome is unknown stay placed until the index can say.
+        lost = [item for item in placed if item not in kept]
+        await self._discard(item for item in lost if item not in unknown)
+        for item in lost:
+            _finish(item, outcomes[item])
 
-def _text(ds: Dataset, keyword: str, limit: int) -> str:
-    value = ds.get(keyword, "")
-    # PostgreSQL text cannot hold NUL, which no DICOM text value may contain anyway.
-    return str(value if value is not None else "").replace("\x00", "")[:limit]
+    def _distinct(self, batch: list[_Item]) -> list[_Item]:
+        """One object per SOP Instance UID in a batch; a repeat waits for the next batch,
+        which finds the first one held."""
+        seen: set[str] = set()
+        first: list[_Item] = []
+        repeats: list[_Item] = []
+        for item in batch:
+            (repeats if item.checked.sop_uid in seen else first).append(item)
+            seen.add(item.checked.sop_uid)
+        self._queue[:0] = repeats
+        return first
 
+    async def _stage(self, items: list[_Item]) -> list[_Item]:
+        """Each file written and fsynced in the staging directory, in parallel; a failure
+        (a full disk) fails that object only."""
+        assert self._staging is not None
+        written = await asyncio.gather(
+            *(self._run(self._staging.write, item.relative, item.checked.data)
+              for item in items), return_exceptions=True)
+        staged: list[_Item] = []
+        for item, result in zip(items, written, strict=True):
+            if isinstance(result, BaseException):
+                _finish(item, result)
+            else:
+                item.staged = result
+                staged.append(item)
+        return staged
 
-def _int(ds: Dataset, keyword: str) -> int | None:
-    try:
-        value = ds.get(keyword)
-        number = int(value) if value not in (None, "") else None
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return number if number is None or INT32[0] <= number <= INT32[1] else None
+    async def _place(self, items: list[_Item]) -> list[_Item]:
+        """Link the staged files into the store; the items placed. A file in the way is
+        held already (the object is a duplicate), or a gone process's that the index does
+        not hold (settled by recovery, then the link is tried again), or another live
+        process's that it is placing (its staged copy names it: this object fails, to be
+        sent again), or else an orphan (left by a version of Hoichan that staged nothing):
+        that one is replaced."""
+        placed, existing = await self._link(items)
+        if not existing:
+            return placed
+        try:
+            await self.recover()
+        except Exception:
+            log.exception("settling gone processes' staged files failed")
+        assert self._staging is not None
+        in_flight = await self._run(staging.staged_elsewhere, self._root, self._staging)
+        # The index is asked after the staging directories are read: a process removes its
+        # staged copy only once its row is committed (or its file removed), so a file that
+        # no staged copy named then and no row holds now is no one's.
+        existing = await self._drop_held(existing)
+        busy = [item for item in existing if item.relative in in_flight]
+        orphans = [item for item in existing if item.relative not in in_flight]
+        if orphans:
+            log.warning("replacing %d files that no index row holds, nor any staged copy "
+                        "names", len(orphans))
+            await self._run(self._unlink_orphans, orphans)
+            again, taken = await self._link(orphans)
+            placed += again
+            busy += taken
+        for item in busy:
+            error = FileExistsError(errno.EEXIST, "another process is storing this object",
+                                    item.relative)
+            await self._discard([item])
+            _finish(item, error)
+        return placed
 
+    def _unlink_orphans(self, items: list[_Item]) -> None:
+        # Not synced: the links that replace them are, with their directories.
+        for item in items:
+            (self._root / item.relative).unlink(missing_ok=True)
 
-@dataclass(frozen=True)
-class _Index:
-    """The index rows' values, read once while a malformed value can still be refused."""
+    async def _link(self, items: list[_Item]) -> tuple[list[_Item], list[_Item]]:
+        """Placed items, and those whose place was taken; the others failed."""
+        if not items:
+            return [], []
+        try:
+            errors = await self._run(self._link_all, items)
+        except OSError as exc:  # the staging directory or a new folder could not be synced
+            errors = {item: exc for item in items}
+        existing = [item for item, e in errors.items() if isinstance(e, FileExistsError)]
+        failed = [item for item in errors if item not in existing]
+        await self._discard(failed)
+        for item in failed:
+            _finish(item, errors[item])
+        return [item for item in items if item not in errors], existing
 
-    study: dict[str, Any]
-    series: dict[str, Any]
-    instance: dict[str, Any]
+    def _link_all(self, items: list[_Item]) -> dict[_Item, OSError]:
+        """On a worker thread: the staged names made durable, then each file linked into
+        place, then each directory that got one synced: one fsync per directory per batch.
+        The items that failed, with why."""
+        assert self._staging is not None
+        self._staging.sync()
+        store.make_dirs({(self._root / item.relative).parent for item in items})
+        errors: dict[_Item, OSError] = {}
+        folders: dict[Path, list[_Item]] = {}
+        for item in items:
+            assert item.staged is not None
+            final = self._root / item.relative
+            try:
+                store.link_into_place(item.staged, final)
+            except OSError as exc:
+                errors[item] = exc
+                continue
+            item.placed = True
+            folders.setdefault(final.parent, []).append(item)
+        for folder, members in folders.items():
+            try:
+                store.sync_dir(folder)
+            except OSError as exc:
+                errors.update(dict.fromkeys(members, exc))
+        return errors
 
+    async def _drop_held(self, items: list[_Item]) -> list[_Item]:
+        """Finish, as duplicates, the items whose SOP Instance UID the index holds; the
+        others."""
+        try:
+            async with self._reading() as session:
+                held = await index_batch.held_paths(session, [i.checked.sop_uid for i in items])
+        except Exception as exc:
+            await self._discard(items)
+            for item in items:
+                _finish(item, exc)
+            return []
+        duplicates = [item for item in items if item.checked.sop_uid in held]
+        await self._discard(duplicates)
+        for item in duplicates:
+            _finish(item, item.ingested(duplicate=True))
+        return [item for item in items if item.checked.sop_uid not in held]
 
-def _index(ds: Dataset) -> _Index:
-    study = {column: _text(ds, k, n) for column, (k, n) in STUDY_TEXT.items()}
-    study["patient_name_search"] = person_name(study["patient_name"])[:324]
-    study["referring_physician_search"] = person_name(study["referring_physician_name"])[:324]
-    return _Index(
-        study=study,
-        series={**{column: _text(ds, k, n) for column, (k, n) in SERIES_TEXT.items()},
-                "series_number": _int(ds, "SeriesNumber")},
-        instance={"sop_class_uid": str(ds.SOPClassUID),
-                  "instance_number": _int(ds, "InstanceNumber"),
-                  "transfer_syntax_uid": str(ds.file_meta.TransferSyntaxUID),
-                  "rows": _int(ds, "Rows"), "columns": _int(ds, "Columns"),
-                  "number_of_frames": _int(ds, "NumberOfFrames")})
+    async def _commit(self, items: list[_Item], retry: bool = True
+                      ) -> dict[_Item, Ingested | BaseException]:
+        """The index rows of ``items`` in one transaction; each item's outcome."""
+        try:
+            async with self._sessions.begin() as session:
+                added = await index_batch.add(session, [item.entry for item in items],
+                                              self._known)
+        except Exception as exc:
+            self._known.forget()  # ids it held may be why: the next try looks them up
+            if len(items) > 1:
+                # One object the index refuses must not fail the others: each on its own.
+                log.info("index of a batch of %d failed (%s); each object on its own",
+                         len(items), exc)
+                outcomes: dict[_Item, Ingested | BaseException] = {}
+                for item in items:
+                    outcomes.update(await self._commit([item]))
+                return outcomes
+            if retry and isinstance(exc, IntegrityError):
+                # Another process added this study, series or instance between our look-up
+                # and our insert (a modality pushing a new study on parallel associations);
+                # it has committed, so a second pass finds its rows.
+                return await self._commit(items, retry=False)
+            return {items[0]: exc}
+        self._known.learn(added)
+        outcomes = {}
+        for item in items:
+            sop = item.checked.sop_uid
+            if sop in added.refused:
+                outcomes[item] = added.refused[sop]
+            elif sop in added.held:
+                if added.held[sop] == item.relative:
+                    item.placed = False  # the row names this very file: it stays
+                outcomes[item] = item.ingested(duplicate=True)
+            else:
+                outcomes[item] = item.ingested(duplicate=False)
+        return outcomes
 
+    async def _settle(self, failed: list[_Item]) -> tuple[dict[_Item, Ingested], list[_Item]]:
+        """A failed commit may have happened all the same (the connection was lost during
+        COMMIT): the index says which. Those it holds are stored; if it cannot be asked,
+        their outcome is unknown (the second list) and their files stay until it can."""
+        try:
+            async with self._reading() as session:
+                held = await index_batch.held_paths(session,
+                                                    [i.checked.sop_uid for i in failed])
+        except Exception:
+            self._unknown.extend(failed)
+            return {}, failed
+        return {item: item.ingested(duplicate=False) for item in failed
+                if held.get(item.checked.sop_uid) == item.relative}, []
 
-def _parse(data: bytes) -> tuple[Dataset, _Index]:
-    _check_structure(data)
-    try:
-        ds = dcmread(io.BytesIO(data), stop_before_pixels=True)
-        # Convert every element now: one pydicom cannot read (bad VR, bad character set)
-        # would otherwise fail later, when the object is served.
-        for _ in ds.iterall():
-            pass
-        missing = [k for k in REQUIRED_UIDS if not str(ds.get(k, "") or "")]
-        if missing:
-            raise IngestError(f"missing {', '.join(missing)}")
-        index = _index(ds)
-    except IngestError:
-        raise
-    except Exception as exc:  # pydicom raises many kinds on malformed input: all mean this
-        raise IngestError(f"not a readable DICOM object: {type(exc).__name__}: {exc}"
-                          ) from None
-    for keyword in REQUIRED_UIDS:
-        value = str(ds.get(keyword))
-        if len(value) > 64 or not UID.match(value):
-            raise IngestError(f"{keyword} is not a valid UID: {value[:80]!r}")
-    return ds, index
+    async def _settle_unknown(self) -> None:
+        if not self._unknown:
+            return
+        try:
+            async with self._reading() as session:
+                held = await index_batch.held_paths(
+                    session, [i.checked.sop_uid for i in self._unknown])
+        except Exception:
+            return  # still unreachable; the next batch tries again
+        items, self._unknown = self._unknown, []
+        for item in items:
+            if held.get(item.checked.sop_uid) == item.relative:
+                item.placed = False  # committed after all: the file stays
+        await self._discard(items)
 
+    async def _discard(self, items: Iterable[_Item]) -> None:
+        items = list(items)
+        if items:
+            await self._run(self._remove, items)
 
-def parse(data: bytes) -> Dataset:
-    """The object's attributes (pixel data is not decoded here), or IngestError."""
-    return _parse(data)[0]
+    def _remove(self, items: list[_Item]) -> None:
+        """On a worker thread: the files these items placed removed (and that made
+        durable), then their staged copies. If the first part fails, the staged copies stay
+        so that the next start removes the files."""
+        placed = [self._root / item.relative for item in items if item.placed]
+        try:
+            for final in placed:
+                final.unlink(missing_ok=True)
+            store.sync_dirs(final.parent for final in placed)
+        except OSError:
+            log.exception("could not remove %d placed files; left to the next start",
+                          len(placed))
+            return
+        self._forget_staged(items)
 
+    @staticmethod
+    def _forget_staged(items: list[_Item]) -> None:
+        for item in items:
+            if item.staged is not None:
+                item.staged.unlink(missing_ok=True)
+                item.staged = None
 
-async def _series(session: AsyncSession, ds: Dataset, index: _Index) -> DicomSeries:
-    study_uid, series_uid = str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)
-    study = await session.scalar(
-        select(DicomStudy).where(DicomStudy.study_instance_uid == study_uid))
-    if study is None:
-        study = DicomStudy(study_instance_uid=study_uid, **index.study)
-        session.add(study)
-        await session.flush()
-    series = await session.scalar(
-        select(DicomSeries).where(DicomSeries.series_instance_uid == series_uid))
-    if series is None:
-        series = DicomSeries(series_instance_uid=series_uid, study_id=study.id, **index.series)
-        session.add(series)
-        await session.flush()
-    elif series.study_id != study.id:
-        raise IngestError(f"series {series_uid} already belongs to another study")
-    return series
+    # --- Helpers
+
+    def _run(self, fn: Callable[[*Ts], T], *args: *Ts) -> asyncio.Future[T]:
+        return asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session:
+            # A deferred transaction on SQLite: look-ups need not wait for the write lock.
+            await session.connection(execution_options={READ_ONLY: True})
+            yield session
 
 
 async def ingest(sessions: async_sessionmaker[AsyncSession], data_dir: Path, data: bytes,
                  received_from: str) -> Ingested:
-    """Store ``data`` (a DICOM file: preamble, file meta, dataset, as received) durably.
-
-    The file is on disk (fsynced) and indexed in one committed transaction before this
-    returns; a repeated SOP Instance UID is a success that changes nothing. A malformed
-    object raises IngestError; a failure to keep it raises the OSError or database error.
-    Either way the file is removed and the transaction rolled back.
-    """
-    ds, index = _parse(data)
+    """One object into the store, for callers that have no ingester (the synthetic CT,
+    tests): ``Ingester.ingest`` with a short-lived ingester of its own."""
+    ingester = Ingester(sessions, data_dir)
+    await ingester.start()
     try:
-        return await _store(sessions, data_dir, data, received_from, ds, index)
-    except IntegrityError:
-        # Another association stored this study, series or instance between our look-up
-        # and our insert (a modality pushing a new study on parallel associations); it
-        # has committed, so a second pass finds its rows.
-        return await _store(sessions, data_dir, data, received_from, ds, index)
-
-
-async def _store(sessions: async_sessionmaker[AsyncSession], data_dir: Path, data: bytes,
-                 received_from: str, ds: Dataset, index: _Index) -> Ingested:
-    sop_uid = str(ds.SOPInstanceUID)
-    root = store.store_root(data_dir)
-    relative = store.relative_path(str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), sop_uid)
-    async with sessions() as session:
-        existing = await session.scalar(
-            select(DicomInstance.id).where(DicomInstance.sop_instance_uid == sop_uid))
-        if existing is not None:
-            return Ingested(sop_uid, str(ds.StudyInstanceUID), duplicate=True)
-        written = False
-        try:
-            series = await _series(session, ds, index)
-            session.add(DicomInstance(
-                sop_instance_uid=sop_uid, series_id=series.id, path=relative,
-                size_bytes=len(data), received_from=received_from[:64], **index.instance))
-            await session.flush()
-            store.write_atomically(root, relative, data)
-            written = True
-            await session.commit()
-        except BaseException:
-            # The file goes first: a rollback that fails too (connection lost) must not
-            # leave a file that no index row points to.
-            if written:
-                store.remove(root, relative)
-            await session.rollback()
-            raise
-    return Ingested(sop_uid, str(ds.StudyInstanceUID), duplicate=False)
+        return await ingester.ingest(data, received_from)
+    finally:
+        await ingester.close()

@@ -1,23 +1,34 @@
-"""Wiring the imaging store into the application: the SCP starts and stops with it."""
+"""Wiring the imaging store into the application: the ingester (every way objects come in
+goes through it) and the SCP start and stop with it."""
 
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 
 from aiohttp import web
 from sqlalchemy import select
 
 from app.appkeys import SESSIONS, SETTINGS
-from app.pacs.ingest import ingest
+from app.pacs.ingest import Ingester
 from app.pacs.models import NodeKind, PacsNode
 from app.pacs.scp import StoreScp, tls_context
 from app.startup import dicom_bind_error
 
+INGESTER = web.AppKey("ingester", Ingester)
 SCP = web.AppKey("dicom_scp", StoreScp)
 
 
 def setup_pacs(app: web.Application) -> None:
+    async def start_ingester(app: web.Application) -> None:
+        ingester = Ingester(app[SESSIONS], app[SETTINGS].data_dir)
+        await ingester.start()
+        app[INGESTER] = ingester
+
+    async def stop_ingester(app: web.Application) -> None:
+        ingester = app.get(INGESTER)
+        if ingester is not None:
+            await ingester.close()
+
     async def start_scp(app: web.Application) -> None:
         settings = app[SETTINGS]
         if settings.dicom_port == 0:
@@ -28,9 +39,7 @@ def setup_pacs(app: web.Application) -> None:
                               settings.dicom_tls_ca)
         scp = StoreScp(
             settings.dicom_ae_title, settings.host, settings.dicom_port,
-            settings.dicom_allowed_callers,
-            partial(ingest, app[SESSIONS], settings.data_dir), asyncio.get_running_loop(),
-            ssl_context=tls)
+            settings.dicom_allowed_callers, app[INGESTER].ingest_in_thread, ssl_context=tls)
         try:
             await asyncio.to_thread(scp.start)
         except OSError as exc:
@@ -43,8 +52,10 @@ def setup_pacs(app: web.Application) -> None:
         if scp is not None:
             await asyncio.to_thread(scp.stop)
 
-    app.on_startup.append(start_scp)
-    app.on_cleanup.append(stop_scp)
+    app.on_startup.extend([start_ingester, start_scp])
+    # The SCP goes first, so that nothing is handed over to an ingester that has stopped;
+    # imports stop earlier still, at shutdown (app/pacs/imports.py).
+    app.on_cleanup.extend([stop_scp, stop_ingester])
 
 
 async def refresh_callers(app: web.Application) -> None:

@@ -22,9 +22,11 @@ from pydicom.uid import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.pacs.ingest import ingest
+from app.pacs.ingest import MAX_BATCH, Ingested, Ingester
+from app.pacs.window import Window
 
 SIZE = 512
+SLICE_BYTES = SIZE * SIZE * 2 + 4096  # a slice's pixels and attributes
 PIXEL_MM = 0.7
 SLICE_MM = 1.25
 INTERCEPT = -1024
@@ -130,9 +132,16 @@ def series(study_uid: str, slices: int = 200, patient: Patient = Patient(),
 
 async def store_series(sessions: async_sessionmaker[AsyncSession], data_dir: Path,
                        study_uid: str, slices: int, patient: Patient = Patient()) -> int:
-    """Generate the series into the store through the same ingest as received objects."""
-    stored = 0
-    for data in series(study_uid, slices, patient):
-        await ingest(sessions, data_dir, data, received_from="synth-ct")
-        stored += 1
-    return stored
+    """Generate the series into the store through the same ingest as received objects, a
+    batch's worth of slices in flight at a time so that they commit together."""
+    ingester = Ingester(sessions, data_dir)
+    await ingester.start()
+    window: Window[Ingested] = Window(MAX_BATCH, MAX_BATCH * SLICE_BYTES)
+    try:
+        for data in series(study_uid, slices, patient):
+            await window.add(ingester.ingest(data, received_from="synth-ct"), len(data))
+    finally:
+        await window.wait()
+        await ingester.close()
+    window.raise_first()
+    return len(window.tasks)

@@ -344,18 +344,19 @@ async def test_bad_stow_bodies_are_refused_and_store_nothing(client, world, stor
 
 async def test_stow_reports_an_object_the_database_refused_as_a_failure(client, world, stored):
     """0x0110 (processing failure) for that instance, the others stored, no file left."""
-    from tests.pacs.test_ingest_robustness import REFUSING, _execute
+    from tests.pacs.ingest_helpers import execute_sql
+    from tests.pacs.test_ingest_robustness import REFUSING
     backend = "sqlite" if world.settings.is_sqlite else "postgresql"
     install, remove = REFUSING[(backend, "insert")]
     good = next(series("1.2.826.0.1.3680043.9.7777.57", slices=1))
     body = (b"--b\r\nContent-Type: application/dicom\r\n\r\n" + good + b"\r\n--b--\r\n")
-    await _execute(world.settings.database_url, install)
+    await execute_sql(world.settings.database_url, install)
     try:
         r = await client.post("/dicomweb/studies", data=body, headers={
             **world.auth("coordinator"),
             "Content-Type": 'multipart/related; type="application/dicom"; boundary=b'})
     finally:
-        await _execute(world.settings.database_url, remove)
+        await execute_sql(world.settings.database_url, remove)
     assert r.status == 409, await r.text()
     assert (await r.json())["00081198"]["Value"][0]["00081197"]["Value"] == [0x0110]
     study_dir = store_root(world.settings.data_dir) / "1.2.826.0.1.3680043.9.7777.57"

@@ -1,5 +1,6 @@
-"""Ingest keeps its promise under failure: a full disk, a database that refuses, a server
-killed right after it answered success, and bytes mangled in every way."""
+"""Ingest keeps its promise under failure: a full disk, a database that refuses, parallel
+associations colliding on a new study, and bytes mangled in every way (a server killed:
+``test_ingest_kill.py``)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,12 @@ import asyncio
 import io
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import numpy as np
 import pydicom
 import pytest
@@ -25,54 +21,15 @@ from hypothesis import HealthCheck, event, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from pydicom.data import get_testdata_file
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-from pynetdicom import AE
-from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
-from sqlalchemy import delete, select, text
+from pydicom.uid import generate_uid
+from sqlalchemy import delete, select
 
 from app.db.engine import create_engine, session_factory
 from app.pacs.ingest import IngestError, ingest
 from app.pacs.models import DicomInstance, DicomSeries, DicomStudy
 from app.pacs.store import store_root
-from tests.conftest import JWT_SECRET
-from tests.pacs.orthanc import free_port
-from tests.pacs.test_dicomweb import parts
+from tests.pacs.ingest_helpers import ct, execute_sql, files_under, held, send_all
 from tests.pacs.test_scp import count, nothing_is_stored, open_scp, run, storescu
-
-FRAMES_ACCEPT = 'multipart/related; type="application/octet-stream"'
-
-
-def ct(folder: Path | None = None) -> pydicom.Dataset:
-    """CT_small under a new SOP Instance UID (written to ``folder`` when given)."""
-    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    if folder is not None:
-        ds.save_as(folder / f"{ds.SOPInstanceUID}.dcm", enforce_file_format=True)
-    return ds
-
-
-def send_all(port: int, datasets: list[pydicom.Dataset]) -> list[int]:
-    """The C-STORE statuses of ``datasets`` sent on one association."""
-    ae = AE(ae_title="PACS")
-    ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
-    assoc = ae.associate("127.0.0.1", port, ae_title="HOICHAN")
-    assert assoc.is_established
-    try:
-        return [int(assoc.send_c_store(ds).Status) for ds in datasets]
-    finally:
-        assoc.release()
-
-
-def files_under(root: Path) -> set[Path]:
-    return {p for p in root.rglob("*") if p.is_file()} if root.exists() else set()
-
-
-async def held(scp: Any) -> dict[str, Path]:
-    """The index: SOP Instance UID to the file it points to."""
-    async with scp.sessions() as s:
-        rows = (await s.execute(select(DicomInstance.sop_instance_uid, DicomInstance.path))).all()
-    return {uid: scp.root / path for uid, path in rows}
-
 
 # --- A full disk -------------------------------------------------------------------------
 
@@ -152,21 +109,11 @@ REFUSING = {
 }
 
 
-async def _execute(url: str, statements: list[str]) -> None:
-    engine = create_engine(url)
-    try:
-        async with engine.begin() as conn:
-            for statement in statements:
-                await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 @pytest.mark.parametrize("when", ["insert", "commit"])
 async def test_a_database_that_refuses_leaves_no_file(settings, tmp_path, when):
     backend = "sqlite" if settings.is_sqlite else "postgresql"
     install, remove = REFUSING[(backend, when)]
-    await _execute(settings.database_url, install)
+    await execute_sql(settings.database_url, install)
     try:
         async with open_scp(settings.database_url, tmp_path) as scp:
             refused = ct()
@@ -174,12 +121,12 @@ async def test_a_database_that_refuses_leaves_no_file(settings, tmp_path, when):
             assert await count(scp, DicomStudy) == 0 and await count(scp, DicomSeries) == 0
             assert await held(scp) == {}
             nothing_is_stored(scp)
-            await _execute(settings.database_url, remove)
+            await execute_sql(settings.database_url, remove)
             remove = []
             assert await asyncio.to_thread(send_all, scp.port, [refused]) == [0]
             assert set(await held(scp)) == {str(refused.SOPInstanceUID)}
     finally:
-        await _execute(settings.database_url, remove)  # the PostgreSQL database is shared
+        await execute_sql(settings.database_url, remove)  # the PostgreSQL database is shared
 
 
 # --- Parallel associations ---------------------------------------------------------------
@@ -200,69 +147,6 @@ async def test_parallel_associations_of_one_new_study_are_all_stored(settings, t
         assert set(index) == {pydicom.dcmread(p).SOPInstanceUID for p in paths}
         assert files_under(scp.root) == set(index.values())
         assert await count(scp, DicomStudy) == 1 and await count(scp, DicomSeries) == 1
-
-
-# --- A server killed right after it answered success -----------------------------------------
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.2):
-                return
-        except OSError:
-            if process.poll() is not None:
-                break
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"hoichan serve did not start: {log.read_text()[-3000:]}")
-
-
-@contextmanager
-def serving(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """The real server process, up when both its ports answer."""
-    with log.open("ab") as out:
-        process = subprocess.Popen([str(Path(sys.executable).parent / "hoichan"), "serve"],
-                                   env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        _wait_for_port(int(env["HOICHAN_DICOM_PORT"]), process, log)
-        _wait_for_port(int(env["HOICHAN_PORT"]), process, log)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-async def test_acknowledged_objects_survive_kill_9(world, tmp_path):
-    settings = world.settings
-    env = {**os.environ, "HOICHAN_DATA_DIR": str(settings.data_dir),
-           "HOICHAN_DATABASE_URL": settings.database_url, "HOICHAN_HOST": "127.0.0.1",
-           "HOICHAN_PORT": str(free_port()), "HOICHAN_DICOM_PORT": str(free_port()),
-           "HOICHAN_JWT_SECRET": JWT_SECRET}
-    log = tmp_path / "serve.log"
-    sent = [ct(tmp_path) for _ in range(5)]
-    with serving(env, log) as process:
-        _, out = await run("storescu", "-v", "-aec", "HOICHAN", "127.0.0.1",
-                           env["HOICHAN_DICOM_PORT"],
-                           *(str(tmp_path / f"{ds.SOPInstanceUID}.dcm") for ds in sent))
-        process.kill()  # SIGKILL, the moment storescu has its answers
-        process.wait()
-    assert out.count("Received Store Response (Success)") == len(sent), out
-    with serving(env, log):
-        base = f"http://127.0.0.1:{env['HOICHAN_PORT']}/dicomweb/studies"
-        async with aiohttp.ClientSession(headers=world.auth("admin")) as http:
-            for ds in sent:
-                url = (f"{base}/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/"
-                       f"instances/{ds.SOPInstanceUID}/frames/1")
-                async with http.get(url, headers={"Accept": FRAMES_ACCEPT}) as r:
-                    assert r.status == 200, await r.text()
-                    (frame,) = parts(await r.read(), r.headers["Content-Type"])
-                assert frame == ds.pixel_array.astype("<i2").tobytes()
 
 
 # --- No Part 10 preamble ---------------------------------------------------------------------

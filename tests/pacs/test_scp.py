@@ -8,7 +8,6 @@ import socket
 import struct
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 from sqlalchemy import func, select
 
 from app.db.engine import create_engine, session_factory
-from app.pacs.ingest import ingest
+from app.pacs.ingest import Ingester
 from app.pacs.models import DicomInstance, DicomSeries, DicomStudy
 from app.pacs.scp import StoreScp
 from app.pacs.store import store_root
@@ -44,20 +43,23 @@ FILES = {
 @asynccontextmanager
 async def open_scp(database_url: str, data_dir: Path, allowed_callers: tuple[str, ...] = (),
                    **options: Any) -> AsyncIterator[StoreScp]:
-    """Our SCP on a free port, ingesting into ``data_dir``; ``sessions`` and ``root`` are
-    attached for the tests' checks."""
+    """Our SCP on a free port, ingesting into ``data_dir``; ``sessions``, ``root`` and
+    ``ingester`` are attached for the tests' checks."""
     engine = create_engine(database_url)
     sessions = session_factory(engine)
-    server = StoreScp("HOICHAN", "127.0.0.1", 0, allowed_callers,
-                      partial(ingest, sessions, data_dir), asyncio.get_running_loop(),
+    ingester = Ingester(sessions, data_dir)
+    await ingester.start()
+    server = StoreScp("HOICHAN", "127.0.0.1", 0, allowed_callers, ingester.ingest_in_thread,
                       **options)
     server.start()
     server.sessions = sessions  # type: ignore[attr-defined]
     server.root = store_root(data_dir)  # type: ignore[attr-defined]
+    server.ingester = ingester  # type: ignore[attr-defined]
     try:
         yield server
     finally:
         server.stop()
+        await ingester.close()
         await engine.dispose()
 
 
