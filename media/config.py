@@ -19,7 +19,10 @@ class SfuConfig:
     ice_servers: tuple[RTCIceServer, ...] = field(default_factory=tuple)
     #: At most one keyframe request (PLI) per this many seconds reaches a
     #: publisher's track; later requests are merged into one trailing request.
-    keyframe_request_interval: float = 1.0
+    #: A joining subscriber sees no video before the next keyframe: at 1 s, joins
+    #: close together waited 1-2 s past their connection (bench/room.py), at
+    #: 0.25 s 0.2-0.4 s, while a publisher still sends at most 4 a second.
+    keyframe_request_interval: float = 0.25
     #: Per-subscriber queue bounds, in frames. Video: 2 s at 30 fps; on
     #: overflow the queue is flushed and refilled from the next keyframe.
     video_queue_frames: int = 60

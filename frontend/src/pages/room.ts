@@ -296,8 +296,10 @@ export function roomPage(
     applySnapshot(status.snapshot);
     if (shownKind !== "admitted" && current) {
       shownKind = "admitted";
-      showRoom(current);
+      // Media first: its peer connections then negotiate while the viewer loads its code
+      // and the first images, which hold the page's thread for a while.
       startMedia();
+      showRoom(current);
     }
   };
 

@@ -1,7 +1,8 @@
 /**
  * The room's media through the SFU (docs/signaling.md, "Media sequence"): one publish peer
  * connection (camera, microphone, maybe a screen share as a second video) and one subscribe
- * connection whose offers come from the server. Our candidates are trickled with `media:ice`;
+ * connection whose offers come from the server. Our SDPs carry the candidates gathered within
+ * GATHER_WAIT_MS (host ones at least); any later are trickled with `media:ice`;
  * the SFU's are inside its SDP. A failed connection starts both over with `media:restart`.
  */
 
@@ -240,7 +241,7 @@ export class MediaSession {
     this.events.onConnection(this.publishPc?.connectionState ?? null, this.subscribePc?.connectionState ?? null);
   }
 
-  private newPc(kind: "publish" | "subscribe", iceServers: RTCIceServer[]): { pc: RTCPeerConnection; ready: () => void } {
+  private newPc(kind: "publish" | "subscribe", iceServers: RTCIceServer[]): { pc: RTCPeerConnection; ready: (sdp: string) => void } {
     const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require", iceServers });
     // Candidates wait until the SDP they belong to has been sent.
     let sent = false;
@@ -263,14 +264,15 @@ export class MediaSession {
     });
     return {
       pc,
-      ready: () => {
+      // Those already written into the SDP sent are not sent again.
+      ready: (sdp: string) => {
         sent = true;
-        for (const c of queue.splice(0)) send(c);
+        for (const c of queue.splice(0)) if (!(c && sdp.includes(`a=${c.candidate}`))) send(c);
       },
     };
   }
 
-  private subscribeReady: (() => void) | null = null;
+  private subscribeReady: ((sdp: string) => void) | null = null;
 
   private async subscribe(): Promise<void> {
     const iceServers = await this.iceServers();
@@ -304,15 +306,16 @@ export class MediaSession {
       await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
-      await this.connection.request("media:subscribe_answer", { sdp: pc.localDescription?.sdp ?? answer.sdp, version: offer.version });
-      this.subscribeReady?.();
+      const sdp = await gatheredSdp(pc, answer.sdp ?? "");
+      await this.connection.request("media:subscribe_answer", { sdp, version: offer.version });
+      this.subscribeReady?.(sdp);
       this.events.onRemote();
     } catch (err) {
       this.events.onError(errorText(err));
     }
   }
 
-  private publishReady: (() => void) | null = null;
+  private publishReady: ((sdp: string) => void) | null = null;
 
   private async publish(): Promise<void> {
     if (!this.local) return;
@@ -333,8 +336,9 @@ export class MediaSession {
     if (!pc) return;
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
-    const ack = this.connection.request<{ sdp: string }>("media:publish", { sdp: pc.localDescription?.sdp ?? offer.sdp });
-    this.publishReady?.();
+    const local = await gatheredSdp(pc, offer.sdp ?? "");
+    const ack = this.connection.request<{ sdp: string }>("media:publish", { sdp: local });
+    this.publishReady?.(local);
     const { sdp } = await ack;
     if (pc.signalingState === "closed") return;
     await pc.setRemoteDescription({ type: "answer", sdp });
@@ -362,4 +366,29 @@ export class MediaSession {
 
 export function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** How long an SDP waits for its candidates: host ones come within milliseconds. */
+export const GATHER_WAIT_MS = 200;
+
+/**
+ * The local SDP once the candidates are gathered, or after ``GATHER_WAIT_MS`` with those
+ * gathered by then (slower ones, relay candidates say, trickle after it). The SFU then checks
+ * our host candidates as soon as it has the SDP, instead of a round trip of trickling later.
+ */
+export function gatheredSdp(pc: RTCPeerConnection, fallback: string, waitMs = GATHER_WAIT_MS): Promise<string> {
+  const current = () => pc.localDescription?.sdp ?? fallback;
+  if (pc.iceGatheringState === "complete") return Promise.resolve(current());
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", onChange);
+      resolve(current());
+    };
+    const onChange = () => {
+      if (pc.iceGatheringState === "complete") done();
+    };
+    const timer = setTimeout(done, waitMs);
+    pc.addEventListener("icegatheringstatechange", onChange);
+  });
 }
