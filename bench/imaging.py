@@ -3,8 +3,10 @@
 One synthetic 512x512 int16 CT series (``app.pacs.synth``, 500 slices by default) goes into
 two real servers started here, each on free 127.0.0.1 ports with its own temp storage:
 
-- Hoichan as in production: ``hoichan migrate`` then ``hoichan serve`` (SQLite in the temp
-  data dir, its C-STORE SCP on), with an admin created by ``hoichan create-user``;
+- Hoichan as in production: ``hoichan migrate`` then ``hoichan serve`` (its C-STORE SCP on),
+  with an admin created by ``hoichan create-user``, on SQLite in the temp data dir and on
+  PostgreSQL (a database made on 127.0.0.1:5432 for the run and dropped after it), one whole
+  comparison after the other (``--database`` for only one);
 - Debian's Orthanc (``/usr/sbin/Orthanc``) with its DICOMweb plugin (notes/real-peers.md).
 
 Phases, each printed as it ends, then a table:
@@ -38,7 +40,8 @@ writes collapsed stacks (``*.txt``) and the heaviest functions of the non-idle s
 (``*.top.txt``); profiled rounds run slower.
 
     .venv/bin/python bench/imaging.py [--slices 500] [--rounds 3] [--concurrency 4] [--ttff-runs 5]
-                                      [--timeout 280] [--profile-dir DIR] [--keep]
+                                      [--database both|sqlite|postgresql] [--timeout 280]
+                                      [--profile-dir DIR] [--keep]
 """
 
 from __future__ import annotations
@@ -59,11 +62,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 from pydicom import dcmread
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import generate_uid
@@ -663,8 +668,35 @@ async def versions(orthanc: Server) -> dict[str, str]:
     return found
 
 
+# The PostgreSQL every machine of this kind runs (trust auth), as the tests use it.
+PG_HOST, PG_USER, PG_ADMIN_DB = "127.0.0.1", "postgres", "test"
+
+
+@contextlib.asynccontextmanager
+async def database(kind: str, folder: Path) -> AsyncIterator[str]:
+    """Hoichan's database URL for ``kind``: a file in ``folder``, or a PostgreSQL database
+    made for this run and dropped after it."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{folder / 'hoichan.db'}"
+        return
+    name = f"hoichan_bench_{os.getpid()}_{secrets.token_hex(3)}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(host=PG_HOST, user=PG_USER, database=PG_ADMIN_DB)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    await admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:5432/{name}"
+    finally:
+        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 async def run(args: argparse.Namespace, tmp: Path, servers: list[Server],
-              results: Results) -> None:
+              results: Results, database_url: str) -> None:
     t0 = time.perf_counter()
     study_a = generate(tmp / "ct-1", args.slices)
     studies = [study_a] + [relabel(tmp / "ct-1", tmp / f"ct-{i}")
@@ -688,8 +720,9 @@ async def run(args: argparse.Namespace, tmp: Path, servers: list[Server],
               f"{args.slices / seconds:.1f} instances/s, CPU {ms(cpu / args.slices)} ms per "
               "instance", flush=True)
 
-    hoichan, orthanc = await asyncio.gather(start_hoichan(tmp / "hoichan"),
-                                            start_orthanc(tmp / "orthanc"))
+    hoichan, orthanc = await asyncio.gather(
+        start_hoichan(tmp / "hoichan", settings={"HOICHAN_DATABASE_URL": database_url}),
+        start_orthanc(tmp / "orthanc"))
     servers += [hoichan, orthanc]
     results.versions = await versions(orthanc)
     print(f"hoichan pid {hoichan.pid} http :{hoichan.http_port} dicom :{hoichan.dicom_port}; "
@@ -865,11 +898,12 @@ async def main() -> int:
                         help="ingest and frames rounds per server (best kept)")
     parser.add_argument("--ttff-runs", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=280,
-                        help="seconds after which everything is stopped")
+                        help="seconds per database after which everything is stopped")
     parser.add_argument("--profile-dir", type=Path, default=None,
                         help="sample Hoichan with py-spy in the second rounds, write here")
     parser.add_argument("--py-spy", default=shutil.which("py-spy"))
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, stores)")
+    parser.add_argument("--database", choices=("both", "sqlite", "postgresql"), default="both")
     args = parser.parse_args()
     for tool in (ORTHANC, DICOMWEB_PLUGIN, shutil.which("storescu"), shutil.which("storescp"),
                  str(HOICHAN)):
@@ -882,15 +916,27 @@ async def main() -> int:
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="hoichan-bench-imaging-"))
     servers: list[Server] = []
-    results = Results()
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
     loop.add_signal_handler(signal.SIGTERM, task.cancel)
     started = time.perf_counter()
+    kinds = ("sqlite", "postgresql") if args.database == "both" else (args.database,)
     try:
-        await asyncio.wait_for(run(args, tmp, servers, results), args.timeout)
-        print_table(results, args)
+        for kind in kinds:
+            print(f"\n=== Hoichan on {kind} ===", flush=True)
+            (tmp / kind).mkdir()
+            results = Results()
+            async with database(kind, tmp / kind / "hoichan") as url:
+                try:
+                    await asyncio.wait_for(run(args, tmp / kind, servers, results, url),
+                                           args.timeout)
+                finally:
+                    for server in servers:
+                        server.stop()
+                    servers.clear()
+            print(f"\n=== Hoichan on {kind} ===")
+            print_table(results, args)
         return 0
     except TimeoutError:
         print(f"stopped after --timeout {args.timeout:.0f} s", file=sys.stderr)
