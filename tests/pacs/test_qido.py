@@ -19,6 +19,7 @@ from app.dicomweb.qido import INSTANCE_LEVEL, _clause
 from app.pacs.ingest import ingest
 from app.pacs.models import DicomStudy
 from tests.api.test_scheduling import T0, create
+from tests.pacs.test_scp import open_scp, storescu
 from tests.pacs.tiny import Study, instance
 
 # A: the demo case's study (every demo doctor is invited); B: a study of another
@@ -271,3 +272,16 @@ async def test_ingest_keeps_the_name_keys(world, studies):
         await engine.dispose()
     assert keys == {A.uid: "nguyen thi anh", B.uid: "dang van dong", C.uid: "nguyen van minh"}
     assert a is not None and a.referring_physician_search == "tran van duc"
+
+
+async def test_a_vietnamese_name_pushed_by_c_store_comes_back_from_qido(client, world,
+                                                                       tmp_path):
+    """ISO_IR 192 (UTF-8) from a PACS's storescu to our SCP, then out of QIDO-RS as JSON,
+    found by its plain letters, every diacritic kept."""
+    path = tmp_path / "vn.dcm"
+    path.write_bytes(instance(A, 1, 1))
+    async with open_scp(world.settings.database_url, world.settings.data_dir) as scp:
+        await storescu(scp, str(path))
+    # DICOM JSON is always UTF-8: the name as written, whatever character set it came in.
+    [study] = await get(client, world, "BM", "/studies", PatientName="nguyen thi anh")
+    assert study["00100010"]["Value"] == [{"Alphabetic": "Nguyễn^Thị Ánh"}]
