@@ -20,7 +20,7 @@ FRONTEND_SRC := $(shell find frontend/src -type f 2>/dev/null) \
 	frontend/index.html frontend/vite.config.ts frontend/tsconfig.json frontend/package.json
 
 .PHONY: run test lint deps test-deps system-deps node-version frontend frontend-deps frontend-test \
-	migrate clean
+	wire-types migrate clean
 
 # Node.js first: a missing or old one is said in one line before anything is installed.
 run: node-version deps frontend
@@ -79,6 +79,11 @@ frontend: frontend/dist/index.html
 
 frontend-test: frontend-deps
 	cd frontend && $(NPM) test
+
+# The browser's room protocol types (frontend/src/wire/protocol.ts) from the pydantic models of
+# signaling/schemas.py, after changing one; tests/signaling/test_wire_types.py fails until then.
+wire-types: deps frontend-deps
+	PYTHONPATH=$(CURDIR) $(BIN)/python -m signaling.wire_types
 
 migrate: deps
 	$(BIN)/hoichan migrate

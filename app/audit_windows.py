@@ -5,9 +5,11 @@ appends one audit event per such window at most FLUSH_INTERVAL_S after its first
 on shutdown. A process killed outright loses at most the reads of that last interval.
 
 While the trail cannot be written (the database refuses, or a flush is stuck behind a
-long transaction) nothing is dropped: the windows wait and are retried, and once the
-oldest has waited STALL_S new reads are refused (AuditUnavailable) rather than answered
-without a trail.
+long transaction) nothing is dropped: the windows wait and are retried, and once writing
+them has been tried for STALL_S without success new reads are refused (AuditUnavailable)
+rather than answered without a trail. The time counts from the first attempt, not from the
+oldest read: a process too busy to run the writer for a while (a long decode, a loaded
+machine) has not lost its trail, and its reads go on being answered.
 """
 
 from __future__ import annotations
@@ -119,10 +121,10 @@ class AuditWindows:
         self._interval = interval
         self._stall = stall
         self._pending: dict[WindowKey, Window] = {}
-        # Monotonic times of the oldest read pending, and of the oldest in the batch being
-        # written: either growing old means the trail is not being written.
+        # Monotonic time of the oldest read pending (when the next flush is due), and of the
+        # first flush attempt not yet followed by a successful one (the stall clock).
         self._oldest: float | None = None
-        self._writing: float | None = None
+        self._trying: float | None = None
         self._wake = asyncio.Event()
         self._flushing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -130,8 +132,7 @@ class AuditWindows:
 
     @property
     def stalled(self) -> bool:
-        waiting = [t for t in (self._oldest, self._writing) if t is not None]
-        return bool(waiting) and time.monotonic() - min(waiting) > self._stall
+        return self._trying is not None and time.monotonic() - self._trying > self._stall
 
     async def record(self, key: WindowKey, detail: dict[str, Any], *,
                      refuse_if_stalled: bool = True) -> None:
@@ -158,7 +159,9 @@ class AuditWindows:
             if not self._pending:
                 return
             batch, oldest = self._pending, self._oldest
-            self._pending, self._oldest, self._writing = {}, None, oldest
+            self._pending, self._oldest = {}, None
+            if self._trying is None:
+                self._trying = time.monotonic()
             self._wake.clear()
             try:
                 async with self._sessions.begin() as session:
@@ -171,8 +174,7 @@ class AuditWindows:
             except BaseException:
                 self._restore(batch, oldest)
                 raise
-            finally:
-                self._writing = None
+            self._trying = None
 
     def _restore(self, batch: dict[WindowKey, Window], oldest: float | None) -> None:
         for key, window in batch.items():

@@ -96,6 +96,10 @@ class Settings:
     dicom_tls_cert: Path | None = None
     dicom_tls_key: Path | None = None
     dicom_tls_ca: Path | None = None
+    #: The hospital's certificate and key (PKCS#12) that signs the minutes' PDF; without it
+    #: the PDF of signed minutes carries the sign-off but no digital signature.
+    signing_p12: Path | None = None
+    signing_p12_password: str = ""
     # Live rooms (signaling/): capacity, reconnection, per-client event budget, stats.
     room_max_publishers: int = 16
     room_max_observers: int = 50
@@ -254,6 +258,22 @@ def _trusted_proxies() -> tuple[IPv4Network | IPv6Network, ...]:
     return tuple(networks)
 
 
+def _signing() -> tuple[Path | None, str]:
+    """The minutes' signing certificate, opened once here so that a wrong path, password or
+    certificate stops the start with one line rather than the first signed PDF."""
+    from app.minutes.signing import SigningError, load_signer
+
+    path = _env("SIGNING_P12", "")
+    password = _env("SIGNING_P12_PASSWORD", "")
+    if not path:
+        return None, ""
+    try:
+        load_signer(path, password)
+    except SigningError as exc:
+        raise ConfigError(str(exc)) from None
+    return Path(path), password
+
+
 def load_settings() -> Settings:
     data_dir = _data_dir(_env("DATA_DIR", "./var"))
     database_url = _env("DATABASE_URL", f"sqlite+aiosqlite:///{data_dir / 'hoichan.db'}")
@@ -273,6 +293,7 @@ def load_settings() -> Settings:
                           "characters")
     tls_cert, tls_key, tls_ca = _dicom_tls()
     turn_urls, turn_secret = _turn_servers()
+    signing_p12, signing_password = _signing()
     host = _env("HOST", "127.0.0.1")
     port = _env_int("PORT", 8080, minimum=0, maximum=MAX_PORT)
     dicom_port = _env_int("DICOM_PORT", 11112, minimum=0, maximum=MAX_PORT)
@@ -307,6 +328,8 @@ def load_settings() -> Settings:
         dicom_tls_cert=tls_cert,
         dicom_tls_key=tls_key,
         dicom_tls_ca=tls_ca,
+        signing_p12=signing_p12,
+        signing_p12_password=signing_password,
         room_max_publishers=_env_int("ROOM_MAX_PUBLISHERS", 16, minimum=1),
         room_max_observers=_env_int("ROOM_MAX_OBSERVERS", 50, minimum=0),
         reconnect_grace_seconds=_env_float("RECONNECT_GRACE_SECONDS", 30.0, minimum=0.0),

@@ -15,18 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.auth.passwords import hash_password
-from app.db.models import (
-    Case,
-    CaseStudy,
-    Consultation,
-    Hospital,
-    Invitation,
-    PlatformRole,
-    RoomRole,
-    Tier,
-    User,
-)
+from app.db.models import Case, CaseStudy, Consultation, Hospital, Invitation, Tier, User
 from app.db.types import utcnow
+from app.roles import PlatformRole, RoomRole
 
 CREDENTIALS_FILE = "demo-credentials.txt"
 EMAIL_DOMAIN = "demo.hoichan.vn"

@@ -1,21 +1,19 @@
-"""Prometheus metrics of this process at ``/metrics``: rooms and their members, the media the
-SFU receives and forwards, PACS imports, the DICOM store, and the process (CPU, memory).
+"""Prometheus metrics of this process at ``/metrics``: PACS imports, the DICOM store, the
+process (CPU, memory), and what other parts add as sources (the rooms and their media).
 
-Figures are read when Prometheus scrapes, from the room state, the latest SFU statistics and
-the database, so nothing is kept twice. Counts only: no name, no patient data.
+Figures are read when Prometheus scrapes, from the database and the sources, so nothing is
+kept twice. Counts only: no name, no patient data.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from ipaddress import ip_address
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -23,10 +21,11 @@ from sqlalchemy import func, select
 from app.appkeys import READ_SESSIONS, SETTINGS
 from app.errors import forbidden, unauthorized
 from app.pacs.models import DicomInstance, ImportJob
-from signaling.media_router import MediaRouter
-from signaling.nodes import worker_id
-from signaling.server import HUB
-from signaling.stats import media_figures
+
+#: Figures another part of the server adds (the rooms: ``signaling.metrics``), read at each
+#: scrape like the store's.
+MetricSource = Callable[[web.Application], Awaitable[list[Metric]]]
+METRIC_SOURCES = web.AppKey("metric_sources", list[MetricSource])
 
 
 class _Families(Collector):
@@ -37,74 +36,8 @@ class _Families(Collector):
         return iter(self._families)
 
 
-def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, doc, value=value)
-
-
-async def _room_families(app: web.Application) -> list[Metric]:
-    hub = app.get(HUB)
-    settings = app[SETTINGS]
-    # The rooms whose media this process (or one of its SFU workers) carries: with several
-    # nodes sharing Redis, each room is counted by exactly one of them.
-    mine = [await media_figures(hub)] if hub is not None else []
-    workers: dict[str, dict[str, Any] | None] = {}
-    if hub is not None and isinstance(hub.media, MediaRouter):
-        for index in range(settings.media_workers):
-            name = worker_id(settings.node_id, index)
-            workers[name] = await hub.media.figures(name)
-    every: list[dict[str, Any]] = mine + [f for f in workers.values() if f is not None]
-    members: Counter[tuple[str, str, str]] = Counter()
-    for figures in every:
-        for role, status, place, count in figures["members"]:
-            members[(role, status, place)] += count
-    by_role = GaugeMetricFamily("hoichan_room_members", "Members of live rooms",
-                                labels=["role", "status", "place"])
-    for (role, status, place), count in sorted(members.items()):
-        by_role.add_metric([role, status, place], count)
-    inbound = [s for f in every for s in f["inbound"]]
-    outbound = [s for f in every for s in f["outbound"]]
-    losses = [s["fraction_lost"] for s in outbound if s["fraction_lost"] is not None]
-    up = GaugeMetricFamily("hoichan_worker_up", "Whether the SFU worker answered",
-                           labels=["worker"])
-    cpu = CounterMetricFamily("hoichan_worker_cpu_seconds", "CPU time of the SFU worker",
-                              labels=["worker"])
-    rss = GaugeMetricFamily("hoichan_worker_resident_memory_bytes",
-                            "Resident memory of the SFU worker", labels=["worker"])
-    mirrors = GaugeMetricFamily("hoichan_worker_relay_mirrors", "Other workers' mirrors of "
-                                "rooms received in this worker, fed over its relay",
-                                labels=["worker"])
-    dropped = CounterMetricFamily("hoichan_worker_relay_frames_dropped", "Frames the "
-                                  "worker did not relay to a lagging mirror",
-                                  labels=["worker"])
-    for name, answer in sorted(workers.items()):
-        up.add_metric([name], answer is not None)
-        if answer is not None:
-            cpu.add_metric([name], answer["cpu_seconds"])
-            rss.add_metric([name], answer["rss_bytes"])
-            mirrors.add_metric([name], answer["relay_mirrors"])
-            dropped.add_metric([name], answer["relay_frames_dropped"])
-    return [
-        _gauge("hoichan_rooms", "Rooms whose media this process and its workers carry",
-               sum(f["rooms"] for f in every)),
-        by_role,
-        _gauge("hoichan_received_streams", "Streams the SFU receives from publishers",
-               len(inbound)),
-        _gauge("hoichan_received_bitrate_bps", "Bitrate the SFU receives",
-               sum(s["bitrate_bps"] for s in inbound)),
-        _gauge("hoichan_forwarded_streams", "Streams the SFU forwards to subscribers",
-               len(outbound)),
-        _gauge("hoichan_forwarded_bitrate_bps", "Bitrate the SFU forwards",
-               sum(s["bitrate_bps"] for s in outbound)),
-        _gauge("hoichan_received_packets", "RTP packets the SFU received on its live "
-               "published streams", sum(s["packets"] for s in inbound)),
-        _gauge("hoichan_forwarded_packets", "RTP packets the SFU sent on its live forwarded "
-               "streams", sum(s["packets"] for s in outbound)),
-        _gauge("hoichan_forwarded_packets_lost", "Packets lost towards subscribers, as their "
-               "receiver reports say", sum(s["packets_lost"] for s in outbound)),
-        _gauge("hoichan_subscriber_fraction_lost_max", "The worst subscriber loss fraction",
-               max(losses, default=0.0)),
-        up, cpu, rss, mirrors, dropped,
-    ]
 
 
 async def _store_families(app: web.Application) -> list[Metric]:
@@ -117,7 +50,7 @@ async def _store_families(app: web.Application) -> list[Metric]:
                                 labels=["status"])
     for status, count in sorted(jobs.items(), key=lambda kv: kv[0].value):
         imports.add_metric([status.value], count)
-    return [_gauge("hoichan_dicom_instances", "Instances in the DICOM store", instances),
+    return [gauge("hoichan_dicom_instances", "Instances in the DICOM store", instances),
             imports]
 
 
@@ -141,12 +74,16 @@ def _check_access(request: web.Request) -> None:
 async def metrics(request: web.Request) -> web.Response:
     _check_access(request)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(await _room_families(request.app)
-                                + await _store_families(request.app)))
+    families: list[Metric] = []
+    for source in request.app[METRIC_SOURCES]:
+        families += await source(request.app)
+    registry.register(_Families(families))
     ProcessCollector(registry=registry)
     return web.Response(body=generate_latest(registry),
                         headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def setup_metrics(app: web.Application) -> None:
+    sources: list[MetricSource] = [_store_families]
+    app[METRIC_SOURCES] = sources
     app.router.add_get("/metrics", metrics)

@@ -1,6 +1,11 @@
-"""The aiohttp application: middlewares, database, API routes."""
+"""The aiohttp application: middlewares, database, API routes, DICOMweb, PACS.
+
+What the rooms add is given by the composition root (``hoichan.server``) as ``extensions``,
+installed before the browser app's catch-all route."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -18,12 +23,14 @@ from app.pacs.imports import setup_imports
 from app.pacs.setup import setup_pacs
 from app.proxy import forwarded_middleware
 from app.web import setup_web
-from signaling.server import setup_signaling
 
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_app(settings: Settings) -> web.Application:
+Extension = Callable[[web.Application], object]
+
+
+def create_app(settings: Settings, extensions: Sequence[Extension] = ()) -> web.Application:
     middlewares: list[Middleware] = [compression_middleware, error_middleware]
     if settings.trusted_proxies:
         middlewares.insert(0, forwarded_middleware(settings.trusted_proxies))
@@ -35,11 +42,12 @@ def create_app(settings: Settings) -> web.Application:
     app[READ_SESSIONS] = read_session_factory(engine)
     setup_audit_windows(app)
     routes.install(app)
-    setup_signaling(app)
     setup_pacs(app)
     setup_imports(app)
     setup_dicomweb(app)
     setup_metrics(app)
+    for extend in extensions:
+        extend(app)
     setup_web(app)  # last: the browser app answers only what no other route does
 
     async def dispose_engine(_: web.Application) -> None:

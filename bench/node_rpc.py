@@ -1,5 +1,5 @@
 """What a member's media request costs when its socket is on another node than the room's
-media: one request and its reply over Redis pub/sub (signaling/node_rpc.py), against the
+media: one request and its reply over Redis pub/sub (signaling/cluster/node_rpc.py), against the
 same call made in process.
 
 Two NodeRpc endpoints in one process talk through the local Redis, as two nodes would (the
@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from signaling.node_rpc import NodeRpc
+from signaling.cluster.node_rpc import NodeRpc
 
 # An ICE candidate request as the SFU node receives it.
 ARGS: list[Any] = [1, "p-0123456789ab", "publish", {

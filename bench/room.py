@@ -57,10 +57,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from playwright.sync_api import Browser, Page, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.web.conftest import CHROMIUM, CHROMIUM_FLAGS, DIST
-from tests.web.helpers import DemoServer
-from tests.web.test_room_media_e2e import TRACK_PCS
-from tests.web.test_viewer_e2e import RENDERED, sign_in
+from tests.web.helpers import CHROMIUM, CHROMIUM_FLAGS, DIST, TRACK_PCS, DemoServer, sign_in
+from tests.web.viewer_page import RENDERED
 
 HOST = ("host", "doctor.bm@demo.hoichan.vn")
 DOCTORS = [("doctor 1", "doctor.ndi@demo.hoichan.vn"), ("doctor 2", "doctor.tbi@demo.hoichan.vn")]

@@ -21,8 +21,9 @@ from typing import Any
 
 import aiohttp
 
-from bench.room_scale import JANUS_BINARY, ServerSample, Worker, measure, server_sample
+from bench.room_harness import ServerSample, Worker, measure, server_sample
 
+JANUS_BINARY = "/usr/bin/janus"
 JANUS_LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
 ROOM = 4242
 # libnice gathers no loopback candidate, so Janus needs an interface of its own: main() in

@@ -3,8 +3,22 @@
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 logger = logging.getLogger(__name__)
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+#: ``call_later(delay, callback)``: runs ``callback`` after ``delay`` seconds.
+CallLater = Callable[[float, Callable[[], None]], Timer]
+
+
+def loop_call_later(delay: float, callback: Callable[[], None]) -> Timer:
+    """The running event loop's timers: what the SFU times itself with."""
+    return asyncio.get_running_loop().call_later(delay, callback)
 
 _H264_IDR = 5
 _H264_SPS = 7
@@ -41,17 +55,22 @@ class KeyframeRequester:
     request at the end of the interval, sent only if no keyframe arrived in
     between. While a request is unanswered it is repeated once per interval,
     since a PLI or the keyframe itself may be lost.
+
+    ``call_later`` is where its intervals are timed: the event loop's timers, or a
+    test's clock that it advances itself.
     """
 
     def __init__(
         self,
         send: Callable[[], Awaitable[None]],
         min_interval: float,
+        call_later: CallLater = loop_call_later,
     ) -> None:
         self._send = send
         self._interval = min_interval
+        self._call_later = call_later
         self._wanted = False
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Timer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.requests_received = 0
         self.requests_sent = 0
@@ -68,6 +87,11 @@ class KeyframeRequester:
     def keyframe_received(self) -> None:
         self._wanted = False
 
+    @property
+    def idle(self) -> bool:
+        """No request within the last interval: the next one is sent at once."""
+        return self._timer is None
+
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -76,7 +100,7 @@ class KeyframeRequester:
             task.cancel()
 
     def _arm(self, delay: float) -> None:
-        self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+        self._timer = self._call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None

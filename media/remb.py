@@ -16,11 +16,16 @@ logger = logging.getLogger(__name__)
 RembSend = Callable[[int, list[int]], Awaitable[None]]
 
 
-class PublisherBitrate:
-    """The REMB stream to one publisher."""
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
 
-    def __init__(self, interval: float) -> None:
+
+class PublisherBitrate:
+    """The REMB stream to one publisher, repeated on ``clock`` (the event loop's by default)."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = _loop_time) -> None:
         self._interval = interval
+        self._clock = clock
         self._send: RembSend | None = None
         self._caps: dict[int, int] = {}  # media SSRC -> cap (bps)
         self._estimates: dict[object, int] = {}  # per receiver: aiortc's estimate (bps)
@@ -68,7 +73,7 @@ class PublisherBitrate:
         value = self.value
         if value is None or self._send is None:
             return
-        now = asyncio.get_running_loop().time() if now is None else now
+        now = self._clock() if now is None else now
         if force or value != self._last_value or now - self._last_sent_at >= self._interval:
             self._send_now(value, now)
 
@@ -80,7 +85,7 @@ class PublisherBitrate:
         if self._send is None or (self._task is not None and not self._task.done()):
             return
         self._last_value = value
-        self._last_sent_at = asyncio.get_running_loop().time() if now is None else now
+        self._last_sent_at = self._clock() if now is None else now
         self.rembs_sent += 1
         self._task = asyncio.ensure_future(self._send(value, sorted(self._caps)))
         self._task.add_done_callback(self._sent)

@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db.models import ChatMessage
+
 from .hub import Ctx
-from .models import ChatMessage
 from .schemas import ChatSend
 
 HISTORY_LIMIT = 100
@@ -52,5 +53,5 @@ async def send(ctx: Ctx, p: ChatSend) -> dict[str, Any]:
         )
         session.add(message)
     view = message_view(message, p.client_id)
-    await ctx.hub.broadcast(ctx.room_id, "chat:message", view)
+    await ctx.hub.outbox.broadcast(ctx.room_id, "chat:message", view)
     return {"message": view}

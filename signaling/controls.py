@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.db.models import RoomRole
+from app.roles import RoomRole
 
 from . import lifecycle, presence, viewer
 from .errors import CONFLICT, FORBIDDEN, NOT_FOUND, SignalingError
@@ -32,7 +32,7 @@ async def mute(ctx: Ctx, p: Mute) -> dict[str, Any]:
     target = await _admitted(ctx, p.participant_id)
     if not target.publishes:
         raise SignalingError(CONFLICT, f"{target.name} is an observer and sends no media")
-    await ctx.hub.emit_to(target.sid, "mute:requested",
+    await ctx.hub.outbox.emit_to(target.sid, "mute:requested",
                           {"by": ctx.member.participant_id, "audio": p.audio, "video": p.video})
     await _audit(ctx, "room.mute_request", target.participant_id,
                  {"user_id": target.user_id, "audio": p.audio, "video": p.video})
@@ -45,7 +45,7 @@ async def remove(ctx: Ctx, p: Remove) -> dict[str, Any]:
         raise SignalingError(NOT_FOUND, f"no participant {p.participant_id!r} in this room")
     if target.participant_id == ctx.member.participant_id:
         raise SignalingError(CONFLICT, "the host leaves or ends the room instead")
-    await ctx.hub.emit_to(target.sid, "room:removed",
+    await ctx.hub.outbox.emit_to(target.sid, "room:removed",
                           {"by": ctx.member.participant_id, "reason": p.reason})
     await presence.remove(ctx.hub, ctx.room_id, target.participant_id, "removed",
                           actor_user_id=ctx.member.user_id, client_addr=ctx.conn.client_addr,
@@ -66,11 +66,11 @@ async def set_role(ctx: Ctx, p: SetRole) -> dict[str, Any]:
         previous[member.participant_id] = RoomRole.presenter
     for member in changed:
         old = previous[member.participant_id]
-        await ctx.hub.broadcast(ctx.room_id, "role:changed", {
+        await ctx.hub.outbox.broadcast(ctx.room_id, "role:changed", {
             "participant_id": member.participant_id, "role": member.role.value,
             "previous": old.value, "by": ctx.member.participant_id,
         })
-        await ctx.hub.broadcast(ctx.room_id, "presence:update", {"member": member.public()})
+        await ctx.hub.outbox.broadcast(ctx.room_id, "presence:update", {"member": member.public()})
         await _audit(ctx, "room.role_change", member.participant_id,
                      {"user_id": member.user_id, "from": old.value, "to": member.role.value})
         if ctx.hub.media is not None and member.publishes != (old is not RoomRole.observer):
@@ -119,7 +119,7 @@ async def release_control(ctx: Ctx, _: Empty) -> dict[str, Any]:
 
 async def raise_hand(ctx: Ctx, _: Empty) -> dict[str, Any]:
     if await ctx.hub.state.raise_hand(ctx.room_id, ctx.member.participant_id):
-        await ctx.hub.broadcast(ctx.room_id, "hands:update",
+        await ctx.hub.outbox.broadcast(ctx.room_id, "hands:update",
                                 {"hands": await ctx.hub.state.hands(ctx.room_id)})
     return {"ok": True}
 
@@ -132,6 +132,6 @@ async def lower_hand(ctx: Ctx, p: LowerHand) -> dict[str, Any]:
         except SignalingError:
             raise SignalingError(FORBIDDEN, "only the host lowers someone else's hand") from None
     if await ctx.hub.state.lower_hand(ctx.room_id, pid):
-        await ctx.hub.broadcast(ctx.room_id, "hands:update",
+        await ctx.hub.outbox.broadcast(ctx.room_id, "hands:update",
                                 {"hands": await ctx.hub.state.hands(ctx.room_id)})
     return {"ok": True}

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import chat, controls, media_bridge, presence, viewer
+from . import chat, controls, media_events, presence, viewer
 from .hub import Ctx
 from .permissions import Action
 from .schemas import (
@@ -68,10 +68,10 @@ EVENTS: dict[str, EventSpec] = {
     "hand:lower": EventSpec(LowerHand, Action.RAISE_HAND, controls.lower_hand),
     "chat:send": EventSpec(ChatSend, Action.CHAT, chat.send),
     "media:state": EventSpec(MediaStateIn, Action.PRESENCE, presence.set_media),
-    "media:publish": EventSpec(Publish, Action.PUBLISH, media_bridge.publish),
-    "media:subscribe": EventSpec(Empty, Action.SUBSCRIBE, media_bridge.subscribe),
+    "media:publish": EventSpec(Publish, Action.PUBLISH, media_events.publish),
+    "media:subscribe": EventSpec(Empty, Action.SUBSCRIBE, media_events.subscribe),
     "media:subscribe_answer": EventSpec(SubscribeAnswer, Action.SUBSCRIBE,
-                                        media_bridge.subscribe_answer),
-    "media:ice": EventSpec(Ice, Action.SUBSCRIBE, media_bridge.ice),
-    "media:restart": EventSpec(Empty, Action.SUBSCRIBE, media_bridge.restart),
+                                        media_events.subscribe_answer),
+    "media:ice": EventSpec(Ice, Action.SUBSCRIBE, media_events.ice),
+    "media:restart": EventSpec(Empty, Action.SUBSCRIBE, media_events.restart),
 }

@@ -1,5 +1,5 @@
-"""What every handler works with: the Socket.IO server, room state, database, SFU bridge,
-and this process's live connections."""
+"""What every handler works with: the Socket.IO server, room state, database, the outbox,
+the media port, and this process's live connections."""
 
 from __future__ import annotations
 
@@ -7,31 +7,21 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import socketio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.tokens import JoinClaims
 from app.config import Settings
-from app.db.models import RoomRole
+from app.roles import RoomRole
 
+from .outbox import NAMESPACE
+from .ports import MediaPort, Outbox
 from .ratelimit import TokenBucket
 from .room_state import Member, RoomState
 
-if TYPE_CHECKING:
-    from .media_bridge import MediaBridge
-    from .media_router import MediaRouter
-    from .stats import StatsCollector
-
 log = logging.getLogger(__name__)
-
-NAMESPACE = "/room"
-
-
-def channel(room_id: int) -> str:
-    """The Socket.IO room of a consultation's admitted members."""
-    return f"consultation:{room_id}"
 
 
 @dataclass
@@ -60,13 +50,10 @@ class Hub:
     settings: Settings
     state: RoomState
     sessions: async_sessionmaker[AsyncSession]
+    outbox: Outbox
+    #: Where media requests go (none: this server carries no media).
+    media: MediaPort | None
     connections: dict[str, Connection] = field(default_factory=dict)
-    #: This node's SFU rooms.
-    bridge: MediaBridge | None = None
-    #: Where media requests go: the bridge itself on a single node, else the router that
-    #: finds the room's media node.
-    media: MediaBridge | MediaRouter | None = None
-    stats: StatsCollector | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
@@ -79,21 +66,6 @@ class Hub:
         self.tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("signaling background task failed", exc_info=task.exception())
-
-    async def emit_to(self, sid: str | None, event: str, data: Any) -> None:
-        if sid is not None:
-            await self.sio.emit(event, data, to=sid, namespace=NAMESPACE)
-
-    async def emit_member(self, room_id: int, participant_id: str, event: str,
-                          data: Any) -> None:
-        member = await self.state.member(room_id, participant_id)
-        if member is not None:
-            await self.emit_to(member.sid, event, data)
-
-    async def broadcast(self, room_id: int, event: str, data: Any,
-                        skip_sid: str | None = None) -> None:
-        await self.sio.emit(event, data, room=channel(room_id), skip_sid=skip_sid,
-                            namespace=NAMESPACE)
 
     async def host(self, room_id: int) -> Member | None:
         return next((m for m in await self.state.members(room_id)

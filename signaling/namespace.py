@@ -12,12 +12,13 @@ import socketio
 from pydantic import ValidationError
 
 from app.auth.tokens import TokenError, verify_join
-from app.db.models import RoomRole
+from app.roles import RoomRole
 
 from . import errors, lifecycle, presence
 from .errors import SignalingError
 from .events import EVENTS, JOIN
-from .hub import NAMESPACE, Connection, Ctx, Hub
+from .hub import Connection, Ctx, Hub
+from .outbox import NAMESPACE
 from .permissions import require
 from .ratelimit import TokenBucket
 from .schemas import Empty
@@ -147,7 +148,7 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio 
 
     async def _error(self, sid: str, event: str, exc: SignalingError) -> dict[str, Any]:
         body = exc.body()
-        await self.hub.emit_to(sid, "error", {**body, "event": event})
+        await self.hub.outbox.emit_to(sid, "error", {**body, "event": event})
         return {"error": body}
 
     async def _throttled(self, conn: Connection, event: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from app.db.models import RoomRole
+from app.roles import RoomRole
 
 from .errors import FORBIDDEN, IN_LOBBY, SignalingError
 from .room_state import Member

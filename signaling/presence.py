@@ -6,11 +6,12 @@ import logging
 import time
 from typing import Any
 
-from app.db.models import RoomRole
+from app.roles import RoomRole
 
 from . import chat, lifecycle, viewer
 from .errors import CONFLICT, FORBIDDEN, NOT_FOUND, SignalingError
-from .hub import NAMESPACE, Connection, Ctx, Hub, channel
+from .hub import Connection, Ctx, Hub
+from .outbox import NAMESPACE, channel
 from .room_state import MediaState, Member, new_participant_id
 from .schemas import AutoAdmit, Empty, MediaStateIn, Target
 
@@ -41,7 +42,7 @@ async def lobby_changed(hub: Hub, room_id: int) -> None:
     host = await hub.host(room_id)
     if host is not None and host.admitted:
         lobby = [m.public() for m in await hub.state.members(room_id) if not m.admitted]
-        await hub.emit_to(host.sid, "lobby:update", {"lobby": lobby})
+        await hub.outbox.emit_to(host.sid, "lobby:update", {"lobby": lobby})
 
 
 async def _announce_admission(hub: Hub, room_id: int, member: Member, client_addr: str,
@@ -52,7 +53,7 @@ async def _announce_admission(hub: Hub, room_id: int, member: Member, client_add
     await lifecycle.mark_live(hub.sessions, room_id, member.user_id, client_addr)
     if hub.media is not None:
         await hub.media.add(room_id, member.participant_id)
-    await hub.broadcast(room_id, "presence:join", {"member": member.public()},
+    await hub.outbox.broadcast(room_id, "presence:join", {"member": member.public()},
                         skip_sid=member.sid)
     await viewer.arrived(hub, room_id, member, "joined")
     await lifecycle.record(hub.sessions, "room.join", user_id=by or member.user_id,
@@ -95,7 +96,7 @@ async def _resume(hub: Hub, conn: Connection, existing: Member) -> dict[str, Any
         old = hub.connections.get(old_sid)
         if old is not None:
             old.participant_id = None
-        await hub.emit_to(old_sid, "room:replaced",
+        await hub.outbox.emit_to(old_sid, "room:replaced",
                           {"message": "you joined this room from another connection"})
         await hub.sio.leave_room(old_sid, channel(room_id), namespace=NAMESPACE)
         hub.spawn(hub.disconnect(old_sid))
@@ -106,7 +107,7 @@ async def _resume(hub: Hub, conn: Connection, existing: Member) -> dict[str, Any
         return {"participant_id": pid, "status": "lobby", "resumed": True, "snapshot": None}
     await hub.sio.enter_room(conn.sid, channel(room_id), namespace=NAMESPACE)
     if old_sid is None:
-        await hub.broadcast(room_id, "presence:update", {"member": member.public()},
+        await hub.outbox.broadcast(room_id, "presence:update", {"member": member.public()},
                             skip_sid=conn.sid)
         await viewer.arrived(hub, room_id, member, "resumed")
     if hub.media is not None:
@@ -134,10 +135,11 @@ async def remove(hub: Hub, room_id: int, participant_id: str, reason: str, *,
         return member
     if hub.media is not None:
         await hub.media.remove(room_id, participant_id)
-    await hub.broadcast(room_id, "presence:leave",
+    await hub.outbox.broadcast(room_id, "presence:leave",
                         {"participant_id": participant_id, "reason": reason})
     if participant_id in hands_before:
-        await hub.broadcast(room_id, "hands:update", {"hands": await hub.state.hands(room_id)})
+        await hub.outbox.broadcast(room_id, "hands:update",
+                                   {"hands": await hub.state.hands(room_id)})
     await viewer.announce_if_changed(hub, room_id, control_before, "left")
     await lifecycle.record(hub.sessions, "room.leave", user_id=actor_user_id or member.user_id,
                            consultation_id=room_id, client_addr=client_addr,
@@ -165,7 +167,7 @@ async def dropped(hub: Hub, conn: Connection) -> None:
 async def away(hub: Hub, room_id: int, member: Member) -> None:
     """Tell the room that ``member`` is reconnecting."""
     if member.admitted:
-        await hub.broadcast(room_id, "presence:update", {"member": member.public()})
+        await hub.outbox.broadcast(room_id, "presence:update", {"member": member.public()})
         await viewer.dropped(hub, room_id, member)
     else:
         await lobby_changed(hub, room_id)
@@ -177,7 +179,7 @@ async def set_media(ctx: Ctx, p: MediaStateIn) -> dict[str, Any]:
     member = await ctx.hub.state.set_media(
         ctx.room_id, ctx.member.participant_id,
         MediaState(mic=p.mic, camera=p.camera, screen=p.screen, speaking=p.speaking))
-    await ctx.hub.broadcast(ctx.room_id, "presence:update", {"member": member.public()})
+    await ctx.hub.outbox.broadcast(ctx.room_id, "presence:update", {"member": member.public()})
     return {"ok": True}
 
 
@@ -185,7 +187,7 @@ async def _admit(ctx: Ctx, target: Member) -> None:
     member = await ctx.hub.state.admit(ctx.room_id, target.participant_id)
     await _announce_admission(ctx.hub, ctx.room_id, member, ctx.conn.client_addr,
                               ctx.member.user_id)
-    await ctx.hub.emit_to(member.sid, "room:admitted",
+    await ctx.hub.outbox.emit_to(member.sid, "room:admitted",
                           {"snapshot": await snapshot(ctx.hub, ctx.room_id, member)})
 
 
@@ -214,7 +216,7 @@ async def admit_all(ctx: Ctx, _: Empty) -> dict[str, Any]:
 
 async def deny(ctx: Ctx, p: Target) -> dict[str, Any]:
     target = await _waiting(ctx, p.participant_id)
-    await ctx.hub.emit_to(target.sid, "room:denied",
+    await ctx.hub.outbox.emit_to(target.sid, "room:denied",
                           {"message": "the host did not admit you to this consultation"})
     await remove(ctx.hub, ctx.room_id, target.participant_id, "denied",
                  actor_user_id=ctx.member.user_id, client_addr=ctx.conn.client_addr,
@@ -230,7 +232,7 @@ async def deny(ctx: Ctx, p: Target) -> dict[str, Any]:
 
 async def set_auto_admit(ctx: Ctx, p: AutoAdmit) -> dict[str, Any]:
     await ctx.hub.state.set_auto_admit(ctx.room_id, p.on)
-    await ctx.hub.broadcast(ctx.room_id, "room:auto_admit", {"on": p.on})
+    await ctx.hub.outbox.broadcast(ctx.room_id, "room:auto_admit", {"on": p.on})
     if p.on:
         return await admit_all(ctx, Empty())
     return {"ok": True}
@@ -242,10 +244,10 @@ async def end(ctx: Ctx, _: Empty) -> dict[str, Any]:
     await lifecycle.mark_ended(hub.sessions, room_id, ctx.member.user_id,
                                ctx.conn.client_addr)
     members = await hub.state.drop(room_id)
-    await hub.broadcast(room_id, "room:ended", {"by": ctx.member.participant_id})
+    await hub.outbox.broadcast(room_id, "room:ended", {"by": ctx.member.participant_id})
     for m in members:
         if not m.admitted:
-            await hub.emit_to(m.sid, "room:ended", {"by": ctx.member.participant_id})
+            await hub.outbox.emit_to(m.sid, "room:ended", {"by": ctx.member.participant_id})
     if hub.media is not None:
         await hub.media.close_room(room_id)
     for m in members:

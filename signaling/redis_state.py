@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
-from app.db.models import RoomRole
+from app.roles import RoomRole
 
 from .room_state import (
     MediaState,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
-from app.db.models import RoomRole
+from app.roles import RoomRole
 
 from .errors import CONFLICT, NOT_FOUND, REMOVED, ROOM_FULL, SignalingError
 

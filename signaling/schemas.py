@@ -1,7 +1,9 @@
-"""Payloads of the client → server events. Anything a model does not describe is refused.
+"""The room protocol's payloads: every client → server event (anything a model does not
+describe is refused), and the server → client events the browser reads its state from.
 
 Strict models: no coercion ("true" is not a boolean), unknown fields refused, sizes bounded
-per field on top of the per-event byte limit.
+per field on top of the per-event byte limit. The browser's types are generated from these
+models (signaling/wire_types.py, ``make wire-types``: frontend/src/wire/protocol.ts).
 """
 
 from __future__ import annotations
@@ -167,3 +169,44 @@ class PointerIn(Payload):
     viewport: Annotated[int, Field(ge=0, le=1)] = 0
     x: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
     y: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
+
+
+# Server → client. Built through these models, so what the server sends is what the browser's
+# generated types say.
+
+#: Why control changed: a handover by someone (``given``, ``taken``, ``released``), or a
+#: member's arrival, departure or role moving the driver down or up the line.
+ControlReason = Literal["given", "taken", "released", "left", "reconnecting", "resumed",
+                        "joined", "role_changed"]
+
+
+class ControlChanged(Payload):
+    """``control:changed``, whenever the holder or the driver changes. Who drives is worked
+    out by the server alone (signaling/viewer.py); clients read it here and in the snapshot
+    (``control_holder``, ``driver``)."""
+
+    #: Whom the host gave control to (or the host, once he took it); None: nobody holds it.
+    holder: ParticipantId | None
+    #: Who drives the viewer now: the only member whose ``viewer:state`` is accepted.
+    driver: ParticipantId | None
+    #: Who acted (None when nobody did: an arrival, a departure, a dropped socket).
+    by: ParticipantId | None
+    reason: ControlReason
+
+
+class SharedViewer(Payload):
+    """``viewer:state`` to the room (and the snapshot's ``viewer``): the driver's state as the
+    server keeps it, numbered."""
+
+    seq: Annotated[int, Field(ge=1)]
+    by: ParticipantId
+    state: ViewerStateIn
+
+
+class PointerOut(Payload):
+    """``viewer:pointer`` to the room; x and y None: hidden."""
+
+    by: ParticipantId
+    viewport: Annotated[int, Field(ge=0, le=1)]
+    x: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None
+    y: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None

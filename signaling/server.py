@@ -6,12 +6,14 @@ from aiohttp import web
 
 from app.appkeys import ROOM_NOTIFY, SESSIONS, SETTINGS
 
+from .cluster.media_node import MediaNode
+from .cluster.workers import WorkerPool
 from .hub import Hub
 from .namespace import RoomNamespace
 from .node import RoomNode
-from .workers import WorkerPool
 
 HUB = web.AppKey("signaling_hub", Hub)
+MEDIA = web.AppKey("signaling_media", MediaNode)
 SOCKETIO_PATH = "/socket.io"
 
 
@@ -19,13 +21,13 @@ def setup_signaling(app: web.Application) -> Hub:
     """One node alone (no Redis URL: rooms in memory), or one of several sharing Redis; with
     HOICHAN_MEDIA_WORKERS its SFU runs in worker processes it starts and restarts."""
     settings = app[SETTINGS]
-    node = RoomNode(settings, app[SESSIONS], carries_media=not settings.media_workers,
-                    serves_clients=True)
+    node = RoomNode(settings, app[SESSIONS], carries_media=not settings.media_workers)
     hub = node.hub
     hub.sio.register_namespace(RoomNamespace(hub))
     hub.sio.attach(app, socketio_path=SOCKETIO_PATH)
     app[HUB] = hub
-    app[ROOM_NOTIFY] = hub.broadcast
+    app[MEDIA] = node.media
+    app[ROOM_NOTIFY] = hub.outbox.broadcast
     workers = WorkerPool(settings) if settings.media_workers else None
 
     async def start(_: web.Application) -> None:

@@ -23,19 +23,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from app.db.models import RoomRole
+from app.roles import RoomRole
 
 from .errors import CONFLICT, FORBIDDEN, NOT_FOUND, SignalingError
 from .hub import Ctx, Hub
 from .room_state import Member
-from .schemas import Empty, PointerIn, Target, ViewerStateIn
-
-#: Why control changed: a handover by someone (``given``, ``taken``, ``released``), or a
-#: member's arrival, departure or role moving the driver down or up the line.
-Reason = Literal["given", "taken", "released", "left", "reconnecting", "resumed", "joined",
-                 "role_changed"]
+from .schemas import (
+    ControlChanged,
+    Empty,
+    PointerIn,
+    PointerOut,
+    SharedViewer,
+    Target,
+    ViewerStateIn,
+)
+from .schemas import ControlReason as Reason
 
 
 @dataclass(frozen=True)
@@ -65,9 +69,8 @@ async def control(hub: Hub, room_id: int) -> Control:
 
 async def _broadcast(hub: Hub, room_id: int, now: Control, reason: Reason, by: str | None,
                      skip_sid: str | None = None) -> None:
-    await hub.broadcast(room_id, "control:changed", {
-        "holder": now.holder, "driver": now.driver, "by": by, "reason": reason,
-    }, skip_sid=skip_sid)
+    changed = ControlChanged(holder=now.holder, driver=now.driver, by=by, reason=reason)
+    await hub.outbox.broadcast(room_id, "control:changed", changed.model_dump(), skip_sid=skip_sid)
 
 
 async def announce(hub: Hub, room_id: int, reason: Reason, by: str | None) -> None:
@@ -111,8 +114,9 @@ async def set_state(ctx: Ctx, p: ViewerStateIn) -> dict[str, Any]:
     state = p.model_dump()
     pid = ctx.member.participant_id
     seq = await ctx.hub.state.set_viewer(ctx.room_id, pid, state)
-    await ctx.hub.broadcast(ctx.room_id, "viewer:state",
-                            {"seq": seq, "by": pid, "state": state}, skip_sid=ctx.conn.sid)
+    shared = SharedViewer(seq=seq, by=pid, state=p)
+    await ctx.hub.outbox.broadcast(ctx.room_id, "viewer:state", shared.model_dump(),
+                            skip_sid=ctx.conn.sid)
     return {"ok": True, "seq": seq}
 
 
@@ -120,10 +124,10 @@ async def pointer(ctx: Ctx, p: PointerIn) -> dict[str, Any]:
     """Not kept: a pointer only matters while it moves."""
     await _require_driver(ctx)
     shown = p.x is not None and p.y is not None
-    await ctx.hub.broadcast(ctx.room_id, "viewer:pointer", {
-        "by": ctx.member.participant_id, "viewport": p.viewport,
-        "x": p.x if shown else None, "y": p.y if shown else None},
-        skip_sid=ctx.conn.sid)
+    out = PointerOut(by=ctx.member.participant_id, viewport=p.viewport,
+                     x=p.x if shown else None, y=p.y if shown else None)
+    await ctx.hub.outbox.broadcast(ctx.room_id, "viewer:pointer", out.model_dump(),
+                            skip_sid=ctx.conn.sid)
     return {"ok": True}
 
 
@@ -140,14 +144,14 @@ async def request_control(ctx: Ctx, _: Empty) -> dict[str, Any]:
     host = await ctx.hub.host(ctx.room_id)
     if host is None or not host.connected:
         raise SignalingError(CONFLICT, "the host is not in the room")
-    await ctx.hub.broadcast(ctx.room_id, "control:requested",
+    await ctx.hub.outbox.broadcast(ctx.room_id, "control:requested",
                             {"participant_id": pid, "name": ctx.member.name})
     return {"ok": True}
 
 
 async def cancel_request(ctx: Ctx, _: Empty) -> dict[str, Any]:
     pid = ctx.member.participant_id
-    await ctx.hub.broadcast(ctx.room_id, "control:request_cancelled",
+    await ctx.hub.outbox.broadcast(ctx.room_id, "control:request_cancelled",
                             {"participant_id": pid, "by": pid})
     return {"ok": True}
 
@@ -156,8 +160,8 @@ async def deny_request(ctx: Ctx, p: Target) -> dict[str, Any]:
     target = await ctx.hub.state.member(ctx.room_id, p.participant_id)
     if target is None or not target.admitted:
         raise SignalingError(NOT_FOUND, f"no admitted participant {p.participant_id!r}")
-    await ctx.hub.emit_to(target.sid, "control:denied", {"by": ctx.member.participant_id})
-    await ctx.hub.broadcast(ctx.room_id, "control:request_cancelled",
+    await ctx.hub.outbox.emit_to(target.sid, "control:denied", {"by": ctx.member.participant_id})
+    await ctx.hub.outbox.broadcast(ctx.room_id, "control:request_cancelled",
                             {"participant_id": target.participant_id,
                              "by": ctx.member.participant_id})
     return {"ok": True}

@@ -3,22 +3,43 @@ or run twice (browser tests, several nodes sharing Redis)."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
+from typing import Any
+
+from tests.waiting import poll_blocking
 
 REPO = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "app.cli"]
+CLI = [sys.executable, "-m", "hoichan.cli"]
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def accepts(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:``port``."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), 0.2):
+            return True
+    except OSError:
+        return False
+
+
+def health(url: str) -> dict[str, Any] | None:
+    """What ``url``/healthz answers when it answers 200, else None."""
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
+            return dict(json.load(r)) if r.status == 200 else None
+    except OSError:
+        return None
 
 
 def stop_process(proc: subprocess.Popen[bytes], seconds: float = 10) -> int | None:
@@ -57,14 +78,9 @@ class AppProcess:
         with self.log.open("a") as out:
             self.proc = subprocess.Popen([*CLI, "serve"], cwd=REPO, env=self.env, stdout=out,
                                          stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + seconds
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
+        proc = self.proc
+        if poll_blocking(lambda: proc.poll() is None and health(self.url), seconds, 0.2):
+            return
         self.stop()
         raise RuntimeError(f"hoichan serve did not come up:\n{self.log_tail()}")
 

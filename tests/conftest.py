@@ -24,7 +24,7 @@ from app.config import Settings
 from app.db import migrate
 from app.db.engine import create_engine, session_factory
 from app.db.models import Base, User
-from app.server import create_app
+from hoichan.server import create_app
 
 PG_HOST = os.environ.get("HOICHAN_TEST_PG_HOST", "127.0.0.1")
 PG_USER = os.environ.get("HOICHAN_TEST_PG_USER", "postgres")

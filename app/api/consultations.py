@@ -28,11 +28,11 @@ from app.db.models import (
     ConsultationStatus,
     Hospital,
     Invitation,
-    RoomRole,
     User,
 )
 from app.db.types import utcnow
 from app.errors import ApiError, forbidden, not_found
+from app.roles import RoomRole
 from app.scheduling import access
 from app.scheduling.clash import ACTIVE, find_clash, lock_users
 
@@ -68,6 +68,8 @@ PatientName = Annotated[str, StringConstraints(strip_whitespace=True, min_length
                                                max_length=324, pattern=r"^[^\\\x00-\x1f]+$")]
 StudyUid = Annotated[str, StringConstraints(max_length=64,
                                             pattern=r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+$")]
+#: The citizen's identity number (CCCD, 12 digits; the older CMND, 9), when the case has one.
+NationalId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^(\d{9}|\d{12})?$")]
 
 
 # ---- bodies -----------------------------------------------------------------------------
@@ -95,6 +97,7 @@ class CaseIn(Body):
     patient_name: PatientName
     patient_birth_date: date | None = None
     patient_sex: Literal["M", "F", "O", ""] = ""
+    national_id: NationalId = ""
     clinical_question: LongText = ""
     study_instance_uids: list[StudyUid] = Field(default_factory=list, max_length=50)
 
@@ -171,6 +174,7 @@ class CaseOut(Out):
     patient_name: str
     patient_birth_date: date | None
     patient_sex: str
+    national_id: str
     clinical_question: str
     study_instance_uids: list[str]
 
@@ -227,7 +231,7 @@ def _case_out(case: Case) -> CaseOut:
     return CaseOut(
         id=case.id, patient_id=case.patient_id, patient_name=case.patient_name,
         patient_birth_date=case.patient_birth_date, patient_sex=case.patient_sex,
-        clinical_question=case.clinical_question,
+        national_id=case.national_id, clinical_question=case.clinical_question,
         study_instance_uids=[s.study_instance_uid for s in case.studies],
     )
 
@@ -254,7 +258,8 @@ _FULL = (
 )
 
 
-async def _load(ctx: Ctx, session: AsyncSession, *, lock: bool = False) -> Consultation:
+async def load_consultation(ctx: Ctx, session: AsyncSession, *,
+                            lock: bool = False) -> Consultation:
     """The consultation of the path, if the caller may see it (404 otherwise, so ids of
     consultations one is not invited to are not revealed)."""
     stmt = select(Consultation).where(Consultation.id == ctx.path_id("consultation_id"))
@@ -327,7 +332,7 @@ def _new_case(body: CaseIn) -> Case:
     return Case(
         patient_id=body.patient_id, patient_name=body.patient_name,
         patient_birth_date=body.patient_birth_date, patient_sex=body.patient_sex,
-        clinical_question=body.clinical_question,
+        national_id=body.national_id, clinical_question=body.clinical_question,
         studies=[CaseStudy(study_instance_uid=uid) for uid in body.study_instance_uids],
     )
 
@@ -434,7 +439,7 @@ async def my_consultations(ctx: Ctx) -> list[ConsultationOut]:
            tag="scheduling", roles=ANY_USER, response=ConsultationOut)
 async def get_consultation(ctx: Ctx) -> ConsultationOut:
     async with ctx.sessions() as session:
-        return _out(await _load(ctx, session), ctx.me)
+        return _out(await load_consultation(ctx, session), ctx.me)
 
 
 @api.route("PATCH", "/api/consultations/{consultation_id}", summary="Reschedule or edit",
@@ -444,7 +449,7 @@ async def patch_consultation(ctx: Ctx, body: ConsultationPatch) -> ConsultationO
     """Only a scheduled consultation changes; a new time window is checked for host clashes."""
     changes = body.model_dump(exclude_none=True)
     async with ctx.sessions.begin() as session:
-        c = await _load(ctx, session, lock=True)
+        c = await load_consultation(ctx, session, lock=True)
         _require_editable(c)
         start = body.start or c.scheduled_start
         end = body.end or c.scheduled_end
@@ -471,7 +476,7 @@ async def patch_consultation(ctx: Ctx, body: ConsultationPatch) -> ConsultationO
            tag="scheduling", roles=STAFF, response=ConsultationOut, errors=(409,))
 async def cancel_consultation(ctx: Ctx) -> ConsultationOut:
     async with ctx.sessions.begin() as session:
-        c = await _load(ctx, session, lock=True)
+        c = await load_consultation(ctx, session, lock=True)
         _require_editable(c)
         c.status = ConsultationStatus.cancelled
         audit.record(session, "consultation.cancel", actor=ctx.me, object_type="consultation",
@@ -485,7 +490,7 @@ async def cancel_consultation(ctx: Ctx) -> ConsultationOut:
            response=InvitationOut, status=201, errors=(409,))
 async def invite(ctx: Ctx, body: InvitationIn) -> Invitation:
     async with ctx.sessions.begin() as session:
-        c = await _load(ctx, session, lock=True)
+        c = await load_consultation(ctx, session, lock=True)
         _require_editable(c)
         if any((body.user_id and i.user_id == body.user_id)
                or (body.hospital_id and i.hospital_id == body.hospital_id)
@@ -524,7 +529,7 @@ def _keeps_a_host(c: Consultation, changed: Invitation, new_role: RoomRole | Non
            body=InvitationPatch, response=InvitationOut, errors=(409,))
 async def patch_invitation(ctx: Ctx, body: InvitationPatch) -> Invitation:
     async with ctx.sessions.begin() as session:
-        c = await _load(ctx, session, lock=True)
+        c = await load_consultation(ctx, session, lock=True)
         _require_editable(c)
         inv = await _invitation(ctx, c)
         if body.role is RoomRole.host and inv.hospital_id is not None:
@@ -544,7 +549,7 @@ async def patch_invitation(ctx: Ctx, body: InvitationPatch) -> Invitation:
            summary="Uninvite", tag="scheduling", roles=STAFF, status=204, errors=(409,))
 async def uninvite(ctx: Ctx) -> None:
     async with ctx.sessions.begin() as session:
-        c = await _load(ctx, session, lock=True)
+        c = await load_consultation(ctx, session, lock=True)
         _require_editable(c)
         inv = await _invitation(ctx, c)
         _keeps_a_host(c, inv, None)
@@ -560,7 +565,7 @@ async def uninvite(ctx: Ctx) -> None:
            errors=(409,))
 async def attach_case(ctx: Ctx, body: CaseIn) -> CaseOut:
     async with ctx.sessions.begin() as session:
-        c = await _load(ctx, session, lock=True)
+        c = await load_consultation(ctx, session, lock=True)
         if c.status in (ConsultationStatus.ended, ConsultationStatus.cancelled):
             raise ApiError(409, f"consultation is {c.status.value}", code="wrong_status")
         case = _new_case(body)
@@ -577,7 +582,7 @@ async def attach_case(ctx: Ctx, body: CaseIn) -> CaseOut:
            summary="Detach a case", tag="scheduling", roles=STAFF, status=204, errors=(409,))
 async def detach_case(ctx: Ctx) -> None:
     async with ctx.sessions.begin() as session:
-        c = await _load(ctx, session, lock=True)
+        c = await load_consultation(ctx, session, lock=True)
         _require_editable(c)
         case_id = ctx.path_id("case_id")
         case = next((k for k in c.cases if k.id == case_id), None)
@@ -596,7 +601,7 @@ async def write_record(ctx: Ctx, body: RecordIn) -> ConsultationRecord:
     """Only a host of the consultation writes it, while the consultation is scheduled, live
     or ended (not cancelled). Each save is audited with the text it saved."""
     async with ctx.sessions.begin() as session:
-        c = await _load(ctx, session, lock=True)
+        c = await load_consultation(ctx, session, lock=True)
         if access.room_role(c, ctx.me) is not RoomRole.host:
             raise forbidden("only the host writes the record")
         if c.status is ConsultationStatus.cancelled:
@@ -624,7 +629,7 @@ async def write_record(ctx: Ctx, body: RecordIn) -> ConsultationRecord:
            tag="record", roles=ANY_USER, response=RecordOut)
 async def read_record(ctx: Ctx) -> ConsultationRecord:
     async with ctx.sessions() as session:
-        c = await _load(ctx, session)
+        c = await load_consultation(ctx, session)
     if c.record is None:
         raise not_found("record")
     return c.record
@@ -640,7 +645,7 @@ async def join_token(ctx: Ctx) -> JoinTokenOut:
     settings = ctx.settings
     now = utcnow()
     async with ctx.sessions.begin() as session:
-        c = await _load(ctx, session)
+        c = await load_consultation(ctx, session)
         role = access.room_role(c, ctx.me)
         outcome_detail: dict[str, str] = {}
         error: ApiError | None = None

@@ -8,7 +8,7 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 import app
-from app.api.routing import Endpoint
+from app.api.routing import Endpoint, File
 from app.errors import STATUS_CODES, ErrorResponse
 
 REF = "#/components/schemas/{model}"
@@ -44,7 +44,10 @@ def _operation(ep: Endpoint, defs: dict[str, Any]) -> dict[str, Any]:
     if ep.body is not None:
         op["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": _schema(ep.body, defs, "validation")}}}
-    if ep.response is not None:
+    if isinstance(ep.response, File):
+        op["responses"][str(ep.status)] = {"description": "OK", "content": {
+            ep.response.media_type: {"schema": {"type": "string", "format": "binary"}}}}
+    elif ep.response is not None:
         op["responses"][str(ep.status)] = {"description": "OK", "content": {
             "application/json": {"schema": _schema(ep.response, defs, "serialization")}}}
     else:

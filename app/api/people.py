@@ -14,8 +14,9 @@ from app import audit
 from app.api.routing import ADMIN, ANY_USER, STAFF, Api, Body, Ctx, Out, Query
 from app.api.schemas import Email, HospitalCode, Id, Limit, Name, NewPassword, Offset
 from app.auth.passwords import hash_password
-from app.db.models import Hospital, PlatformRole, Tier, User
+from app.db.models import Hospital, Tier, User
 from app.errors import ApiError, not_found
+from app.roles import PlatformRole
 from app.text_search import fold
 
 # The languages the browser app is written in (frontend/src/i18n).

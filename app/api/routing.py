@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.appkeys import READ_SESSIONS, SESSIONS, SETTINGS
 from app.auth.tokens import AccessClaims, TokenError, verify_access
 from app.config import Settings
-from app.db.models import PlatformRole, User
+from app.db.models import User
 from app.errors import ApiError, forbidden, from_validation, not_found, unauthorized
+from app.roles import PlatformRole
 
 PUBLIC: tuple[PlatformRole, ...] | None = None
 ANY_USER: tuple[PlatformRole, ...] = ()
@@ -83,6 +84,13 @@ class Ctx:
 
 
 HandlerFn = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class File:
+    """A response that is a document rather than JSON (the handler returns it whole)."""
+
+    media_type: str
 
 
 @dataclass
@@ -163,7 +171,9 @@ async def authenticate(request: web.Request) -> User:
 
 
 def _aiohttp_handler(ep: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    response_adapter = TypeAdapter(ep.response) if ep.response is not None else None
+    response_adapter = (TypeAdapter(ep.response)
+                        if ep.response is not None and not isinstance(ep.response, File)
+                        else None)
 
     async def handle(request: web.Request) -> web.StreamResponse:
         user = None

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from app.db.types import UTCDateTime, search_key, utcnow
+from app.roles import PlatformRole, RoomRole
 from app.text_search import fold
 
 NAMING = {
@@ -45,24 +46,11 @@ class Tier(str, enum.Enum):
     commune = "commune"
 
 
-class PlatformRole(str, enum.Enum):
-    admin = "admin"
-    coordinator = "coordinator"
-    doctor = "doctor"
-
-
 class ConsultationStatus(str, enum.Enum):
     scheduled = "scheduled"
     live = "live"
     ended = "ended"
     cancelled = "cancelled"
-
-
-class RoomRole(str, enum.Enum):
-    host = "host"
-    presenter = "presenter"
-    participant = "participant"
-    observer = "observer"
 
 
 def string_enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -209,6 +197,8 @@ class Case(Base):
     patient_name: Mapped[str] = mapped_column(String(324))
     patient_birth_date: Mapped[date | None] = mapped_column(Date)
     patient_sex: Mapped[str] = mapped_column(String(1), default="")
+    #: The citizen's identity number (CCCD), carried into the FHIR export; "" when unknown.
+    national_id: Mapped[str] = mapped_column(String(12), default="", server_default="")
     clinical_question: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -265,3 +255,79 @@ class AuditEvent(Base):
     client_addr: Mapped[str] = mapped_column(String(64), default="")
     outcome: Mapped[str] = mapped_column(String(16))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ChatMessage(Base):
+    """A room's chat line, kept with the consultation record."""
+
+    __tablename__ = "chat_messages"
+    __table_args__ = (Index("ix_chat_messages_consultation_sent", "consultation_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(
+        ForeignKey("consultations.id", ondelete="CASCADE")
+    )
+    # Kept if the user account goes: the record must still say who wrote what.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    participant_id: Mapped[str] = mapped_column(String(32))
+    author_name: Mapped[str] = mapped_column(String(200))
+    hospital_code: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MinutesStatus(str, enum.Enum):
+    draft = "draft"
+    signed = "signed"
+
+
+class Minutes(Base):
+    """One version of a consultation's minutes (biên bản hội chẩn). A draft is written by the
+    chair (the host) and the secretary the chair names; once both have signed it is
+    ``signed`` and never changes again (the migration's triggers refuse it). An amendment is
+    the next version, with its reason; the versions before stay as they were."""
+
+    __tablename__ = "minutes"
+    __table_args__ = (UniqueConstraint("consultation_id", "version", name="uq_minutes_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[MinutesStatus] = mapped_column(string_enum(MinutesStatus, "minutes_status"),
+                                                  default=MinutesStatus.draft)
+    #: The written part (app/minutes/content.py), as one JSON document.
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: Bumped by every change of the draft: an edit or a signature names the revision it
+    #: was made on, so nobody signs or overwrites what they have not seen.
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    secretary_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    #: Who attended, from the room's presence, fixed when the minutes are signed.
+    attendees: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    amendment_reason: Mapped[str] = mapped_column(Text, default="")
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    secretary: Mapped[User | None] = relationship(foreign_keys=[secretary_id], lazy="joined")
+    signoffs: Mapped[list[MinutesSignoff]] = relationship(
+        back_populates="minutes", order_by="MinutesSignoff.id", lazy="selectin")
+
+
+class MinutesSignoff(Base):
+    """A signature of one version by its chair or its secretary, over the SHA-256 of what
+    they signed. Append-only, like the audit trail."""
+
+    __tablename__ = "minutes_signoffs"
+    __table_args__ = (UniqueConstraint("minutes_id", "role", name="uq_minutes_signoffs_role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    minutes_id: Mapped[int] = mapped_column(ForeignKey("minutes.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+
+    minutes: Mapped[Minutes] = relationship(back_populates="signoffs")
+    user: Mapped[User] = relationship(lazy="joined")

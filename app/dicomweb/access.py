@@ -12,9 +12,10 @@ from app import audit
 from app.api.routing import active_account, bearer_claims
 from app.appkeys import READ_CACHE, READ_SESSIONS
 from app.audit_windows import AUDIT_WINDOWS, AuditUnavailable, WindowKey
-from app.db.models import Case, CaseStudy, Consultation, PlatformRole, User
+from app.db.models import Case, CaseStudy, Consultation, User
 from app.errors import ApiError, not_found
 from app.pacs.models import DicomStudy
+from app.roles import PlatformRole
 from app.scheduling.access import can_read_study, visible_clause
 
 # Any select, whatever its columns: what the access rule narrows it keeps.

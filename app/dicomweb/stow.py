@@ -10,7 +10,6 @@ from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
 
-from app.db.models import PlatformRole
 from app.dicomweb.access import caller, record_read
 from app.dicomweb.dicomjson import DICOM_JSON, attr
 from app.errors import ApiError, forbidden
@@ -18,6 +17,7 @@ from app.pacs.checking import Checked
 from app.pacs.ingest import Ingester, IngestError
 from app.pacs.setup import INGESTER
 from app.pacs.window import Window
+from app.roles import PlatformRole
 
 log = logging.getLogger(__name__)
 

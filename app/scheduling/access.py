@@ -5,15 +5,8 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import (
-    Case,
-    CaseStudy,
-    Consultation,
-    Invitation,
-    PlatformRole,
-    RoomRole,
-    User,
-)
+from app.db.models import Case, CaseStudy, Consultation, Invitation, User
+from app.roles import PlatformRole, RoomRole
 
 # A direct invitation outranks a hospital-wide one; among equals the strongest role wins.
 ROLE_RANK = {RoomRole.host: 3, RoomRole.presenter: 2, RoomRole.participant: 1,

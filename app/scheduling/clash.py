@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Consultation, ConsultationStatus, Invitation, RoomRole, User
+from app.db.models import Consultation, ConsultationStatus, Invitation, User
+from app.roles import RoomRole
 
 ACTIVE = (ConsultationStatus.scheduled, ConsultationStatus.live)
 

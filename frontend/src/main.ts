@@ -5,6 +5,7 @@ import { coordinatorRoutes } from "./pages/coordinator";
 import { homePage } from "./pages/home";
 import { settleLanguage } from "./pages/chrome";
 import { loginPage } from "./pages/login";
+import { minutesPage } from "./pages/minutes";
 import { roomPage } from "./pages/room";
 import { Router, safeNext, type Route } from "./router";
 import { browserLock, Session, SESSION_STORAGE_KEY } from "./session";
@@ -48,6 +49,10 @@ const routes: Route[] = [
     pattern: /^\/consultations\/(\d+)\/room$/,
     render: ([id]) =>
       roomPage(session, Number(id), () => void signOut(), (path) => router.navigate(path)),
+  },
+  {
+    pattern: /^\/consultations\/(\d+)\/minutes$/,
+    render: ([id]) => minutesPage(session, Number(id), () => void signOut()),
   },
   ...coordinatorRoutes(session, () => void signOut(), (path, options) => router.navigate(path, options)),
 ];

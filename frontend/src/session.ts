@@ -44,6 +44,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly field?: string,
+    /** The error body's other facts (e.g. `missing`, `revision`). */
+    readonly detail: Record<string, unknown> = {},
   ) {
     super(message);
     this.name = "ApiError";
@@ -110,17 +112,19 @@ export async function errorFromResponse(response: Response): Promise<ApiError> {
   let code = `http_${response.status}`;
   let message = response.statusText || `HTTP ${response.status}`;
   let field: string | undefined;
+  let detail: Record<string, unknown> = {};
   try {
     const body = (await response.json()) as { error?: { code?: string; message?: string; field?: string } };
     if (body?.error) {
       code = body.error.code ?? code;
       message = body.error.message ?? message;
       field = body.error.field;
+      detail = body.error as Record<string, unknown>;
     }
   } catch {
     // not JSON: keep the status line
   }
-  return new ApiError(response.status, code, message, field);
+  return new ApiError(response.status, code, message, field, detail);
 }
 
 export class Session {

@@ -5,7 +5,7 @@ import { controlView, type ControlState } from "../src/room/control";
 import { ViewerSync } from "../src/room/sync";
 import { EMPTY_STATE, reduce } from "../src/viewer/state";
 import { ViewerStore } from "../src/viewer/store";
-import type { WireViewerState } from "../src/viewer/wire";
+import type { ViewerStateIn } from "../src/wire/protocol";
 
 const HOST = "p-000000000001";
 const PRESENTER = "p-000000000002";
@@ -129,6 +129,15 @@ describe("control: who drives, as the server says", () => {
     expect(seen(nobody, DOCTOR)).toMatchObject({ mode: "nobody", status: "Following the shared view; nobody is driving it now.", frameLabel: "Nobody is driving" });
   });
 
+  it("drives exactly when the server names this screen the driver, whatever the roles", () => {
+    // The server's rule may pick anyone (signaling/viewer.py): the client takes its word.
+    const doctorDrives = control.fromSnapshot(control.NO_CONTROL, { control_holder: null, driver: DOCTOR });
+    expect(seen(doctorDrives, DOCTOR).driving).toBe(true);
+    expect(seen(doctorDrives, PRESENTER).driving).toBe(false);
+    const nobody = control.fromSnapshot(control.NO_CONTROL, { control_holder: HOST, driver: null });
+    for (const pid of [HOST, PRESENTER, DOCTOR]) expect(seen(nobody, pid).driving).toBe(false);
+  });
+
   it("a request from someone who left is not shown", () => {
     const asked = control.requested(start(), { participant_id: "p-0000000000ff", name: "BS. Gone" });
     expect(seen(asked, HOST).requests).toEqual([]);
@@ -140,7 +149,7 @@ describe("the driver's own changes go to the room", () => {
   const series = (index: number) => reduce(EMPTY_STATE, { type: "series", studyUID: "1.2.840.1", seriesUID: SERIES, imageCount: 200, imageIndex: index });
 
   it("a host who was looking around and takes control is followed at once, and so is his scrolling", async () => {
-    const sent: WireViewerState[] = [];
+    const sent: ViewerStateIn[] = [];
     const store = new ViewerStore(series(10));
     const sync = new ViewerSync(store, { send: (w) => (sent.push(w), Promise.resolve({ seq: 100 + sent.length })) }, { intervalMs: 0 });
     store.recordShared({ seq: 1, state: series(10) });

@@ -29,7 +29,7 @@ describe("DICOMweb series → image ids", () => {
   });
 
   it("makes one wadors image id per frame, under /dicomweb on this origin", () => {
-    const { imageIds, perImage } = imageIdsFor("1.2", "1.2.3", [instance("9.1", 0, 1), instance("9.2", 1, 2, 3)], "https://h.example");
+    const { imageIds, perImage, refs } = imageIdsFor("1.2", "1.2.3", [instance("9.1", 0, 1), instance("9.2", 1, 2, 3)], "https://h.example");
     expect(imageIds).toEqual([
       "wadors:https://h.example/dicomweb/studies/1.2/series/1.2.3/instances/9.1/frames/1",
       "wadors:https://h.example/dicomweb/studies/1.2/series/1.2.3/instances/9.2/frames/1",
@@ -37,6 +37,10 @@ describe("DICOMweb series → image ids", () => {
       "wadors:https://h.example/dicomweb/studies/1.2/series/1.2.3/instances/9.2/frames/3",
     ]);
     expect(perImage.map((i) => str(i, "00080018"))).toEqual(["9.1", "9.2", "9.2", "9.2"]);
+    // What the room names each image by (viewer:state's sop_uid and frame).
+    expect(refs).toEqual([
+      { sopUID: "9.1", frame: 1 }, { sopUID: "9.2", frame: 1 }, { sopUID: "9.2", frame: 2 }, { sopUID: "9.2", frame: 3 },
+    ]);
   });
 
   it("reads person names from DICOM JSON", () => {

@@ -26,6 +26,10 @@ describe("catalogues", () => {
     expect(vi.recordConclusion).toBe("Kết luận");
     expect(vi.recordPlan).toBe("Hướng điều trị");
     expect(vi.homeTitle).toBe("Các buổi hội chẩn sắp tới");
+    expect(vi.minutesTitle).toBe("Biên bản hội chẩn");
+    expect(vi.minutesRole("chair")).toBe("Chủ trì");
+    expect(vi.minutesField("diagnosis_after")).toBe("Chẩn đoán sau hội chẩn");
+    expect(vi.minutesDownloadPdf).toBe("Tải PDF");
   });
 
   it("count with the language's own plural and number forms", () => {

@@ -185,11 +185,11 @@ describe("wire format of the new fields", () => {
     });
     expect(wire.viewports[1]).toMatchObject({ study_uid: PRIOR_STUDY, series_uid: PRIOR_SERIES, image_index: 12, zoom: 1, cine_playing: false });
     expect(wire.active).toBe(1);
-    expect(wire.measurements[0]).toEqual({
+    expect(wire.measurements?.[0]).toEqual({
       id: "a", tool: "length", viewport: 0, frame_of_reference_uid: FOR,
       points: [[-10.5, 20, -120.25], [30, 22.5, -120.25]], label: "42.3 mm",
     });
-    expect(wire.measurements[1]).toMatchObject({ id: "r", tool: "roi", frame_of_reference_uid: null });
+    expect(wire.measurements?.[1]).toMatchObject({ id: "r", tool: "roi", frame_of_reference_uid: null });
   });
 
   it("round-trips them (lengths known on the receiving screen)", () => {
@@ -210,8 +210,11 @@ describe("wire format of the new fields", () => {
 
   it("drops malformed received measurements, keeps the rest", () => {
     const wire = toWire(full());
-    wire.measurements.push({ id: "", tool: "length", viewport: 0, points: [[0, 0, 0]], label: "" });
-    wire.measurements.push({ id: "q", tool: "length", viewport: 0, points: [], label: "" });
+    const bad = [
+      { id: "", tool: "length", viewport: 0, points: [[0, 0, 0]], label: "" },
+      { id: "q", tool: "length", viewport: 0, points: [], label: "" },
+    ];
+    wire.measurements = [...(wire.measurements ?? []), ...(bad as never[])];
     expect(fromWire(wire, () => 200)?.measurements.map((m) => m.id)).toEqual(["a", "r"]);
   });
 

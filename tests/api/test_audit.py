@@ -4,7 +4,6 @@ rewrites it."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,16 +11,18 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from app.audit_windows import STALL_S
+from app.audit_windows import AUDIT_WINDOWS, STALL_S
 from app.db.engine import create_engine, session_factory
 from app.db.models import AuditEvent
 from app.demo import DEMO_STUDY_UID
 from app.pacs.models import DicomInstance, DicomSeries
 from app.pacs.synth import store_series
+from tests.api.audit_faults import drop_audit_failure, refuse_audit_inserts_of
 from tests.api.dbcheck import audit_events, db_state, error_of
-from tests.api.test_scheduling import T0, booking, create, iso
+from tests.api.scheduling_helpers import T0, booking, create, iso
 from tests.conftest import DEMO_PASSWORD
 from tests.pacs.trail import dicomweb_events, total
+from tests.waiting import wait_for
 
 
 async def test_each_kind_of_change_writes_its_event(client, world):
@@ -103,36 +104,6 @@ async def test_a_refused_change_leaves_neither_change_nor_event(client, world):
     assert await db_state(world.settings) == before
 
 
-async def _refuse_audit_inserts_of(world, action: str) -> None:
-    """Make the database fail the audit insert of one action, as a full disk would."""
-    engine = create_engine(world.settings.database_url)
-    async with engine.begin() as conn:
-        if conn.dialect.name == "sqlite":
-            await conn.execute(text(
-                f"CREATE TRIGGER test_audit_fails BEFORE INSERT ON audit_events "
-                f"WHEN NEW.action = '{action}' BEGIN SELECT RAISE(ABORT, 'disk full'); END"))
-        else:
-            await conn.execute(text(
-                "CREATE FUNCTION test_audit_fails() RETURNS trigger LANGUAGE plpgsql AS "
-                f"$$ BEGIN IF NEW.action = '{action}' THEN RAISE EXCEPTION 'disk full'; "
-                "END IF; RETURN NEW; END $$"))
-            await conn.execute(text(
-                "CREATE TRIGGER test_audit_fails BEFORE INSERT ON audit_events "
-                "FOR EACH ROW EXECUTE FUNCTION test_audit_fails()"))
-    await engine.dispose()
-
-
-async def _drop_audit_failure(world) -> None:
-    engine = create_engine(world.settings.database_url)
-    async with engine.begin() as conn:
-        if conn.dialect.name == "sqlite":
-            await conn.execute(text("DROP TRIGGER test_audit_fails"))
-        else:
-            await conn.execute(text("DROP TRIGGER test_audit_fails ON audit_events"))
-            await conn.execute(text("DROP FUNCTION test_audit_fails()"))
-    await engine.dispose()
-
-
 async def test_when_the_audit_event_cannot_be_written_the_change_is_not_kept(client, world):
     c = await create(client, world, start=T0)
     url = f"/api/consultations/{c['id']}"
@@ -145,13 +116,13 @@ async def test_when_the_audit_event_cannot_be_written_the_change_is_not_kept(cli
         ("consultation.cancel", "POST", url + "/cancel", None, "coordinator"),  # last
     ]:
         before = await db_state(world.settings)
-        await _refuse_audit_inserts_of(world, action)
+        await refuse_audit_inserts_of(world, action)
         try:
             r = await client.request(method, path, json=body, headers=world.auth(who))
             # A failing database is a server error, answered in the API's JSON shape.
             await error_of(r, 500, code="internal_error")
         finally:
-            await _drop_audit_failure(world)
+            await drop_audit_failure(world)
         assert await db_state(world.settings) == before, action
         # Once the audit trail can be written again, the same change goes through.
         r = await client.request(method, path, json=body, headers=world.auth(who))
@@ -324,11 +295,12 @@ async def test_read_windows_show_in_the_admin_search_with_their_counts(client, w
 
 async def test_reads_are_refused_while_their_audit_cannot_be_written(client, world):
     _, urls = await _stored_study(world)
-    await _refuse_audit_inserts_of(world, "dicomweb.frames")
+    await refuse_audit_inserts_of(world, "dicomweb.frames")
     try:
         # Accepted: its window waits in memory while the trail refuses it.
         assert (await client.get(urls[0], headers=world.auth("BM"))).status == 200
-        await asyncio.sleep(STALL_S + 0.5)
+        await wait_for(lambda: client.app[AUDIT_WINDOWS].stalled, STALL_S + 5,
+                       "the trail is taken for unwritable")
         r = await client.get(urls[1], headers=world.auth("BM"))
         await error_of(r, 503, code="unavailable")
         # Other reads neither: the trail as a whole is not being written.
@@ -336,7 +308,7 @@ async def test_reads_are_refused_while_their_audit_cannot_be_written(client, wor
                              headers=world.auth("NDI"))
         await error_of(r, 503, code="unavailable")
     finally:
-        await _drop_audit_failure(world)
+        await drop_audit_failure(world)
     events = await _read_events(world, lambda es: total(es, "requests") == 3)
     assert sorted((e.action, e.outcome, e.detail["requests"], e.detail.get("status"))
                   for e in events) == [

@@ -12,7 +12,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from tests.api.dbcheck import db_state, error_of
-from tests.api.test_scheduling import T0, booking, iso
+from tests.api.scheduling_helpers import T0, booking, iso
 
 CASE = {"patient_id": "HC-1", "patient_name": "NGUYEN^VAN^A"}
 

@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from tests.api.dbcheck import audit_events, db_state, error_of
-from tests.api.test_scheduling import T0, booking, create, iso
+from tests.api.scheduling_helpers import T0, booking, create, iso
 
 
 async def assert_clash(r, clash: dict) -> dict:

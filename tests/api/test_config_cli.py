@@ -13,20 +13,22 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from app import __version__, cli, demo
+from app import __version__, demo
 from app.auth.passwords import verify_password
 from app.config import JWT_SECRET_FILE, ConfigError, load_settings
 from app.db.migrate import head_revision
+from hoichan import cli
+from tests.app_process import health as health_of
 from tests.conftest import PG_HOST, PG_USER
+from tests.waiting import poll_blocking
 
 HOICHAN = str(Path(sys.executable).parent / "hoichan")
 DEMO_PASSWORD = "demo-password-for-cli"
@@ -420,17 +422,12 @@ def test_serve_answers_healthz_with_app_and_schema_versions(seeded):
     log = (data / "serve.log").open("w")
     server = subprocess.Popen([HOICHAN, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    assert r.status == 200
-                    health = json.load(r)
-                break
-            except OSError:
-                assert server.poll() is None, (data / "serve.log").read_text()
-                assert time.monotonic() < deadline, "server did not come up"
-                time.sleep(0.1)
+        def up() -> dict[str, Any] | None:
+            assert server.poll() is None, (data / "serve.log").read_text()
+            return health_of(f"http://127.0.0.1:{port}")
+
+        health = poll_blocking(up, 30, 0.1)
+        assert health is not None, "server did not come up"
     finally:
         server.terminate()
         server.wait(timeout=15)

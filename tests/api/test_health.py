@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from app import __version__
 from app.db import migrate
-from app.server import create_app
+from hoichan.server import create_app
 from tests.api.dbcheck import error_of
 from tests.conftest import _pg_admin, make_settings, pg_url
 

@@ -13,7 +13,7 @@ from app.auth.tokens import TokenError, verify_join
 from app.db.engine import create_engine
 from app.db.models import Consultation
 from tests.api.dbcheck import audit_events, db_state, error_of
-from tests.api.test_scheduling import T0, create
+from tests.api.scheduling_helpers import T0, create
 from tests.conftest import JWT_SECRET
 
 

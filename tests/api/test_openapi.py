@@ -26,8 +26,8 @@ from app.auth.tokens import issue_access
 from app.config import Settings
 from app.db.engine import create_engine, session_factory
 from app.db.models import Hospital, User
-from app.server import create_app
-from tests.api.test_scheduling import T0, booking
+from hoichan.server import create_app
+from tests.api.scheduling_helpers import T0, booking
 from tests.conftest import DEMO_PASSWORD, JWT_SECRET
 
 # The document does not depend on the database; SQLite keeps those tests quick.

@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from app.config import ConfigError, load_settings
-from app.server import create_app
+from hoichan.server import create_app
 from tests.api.dbcheck import audit_events
 from tests.conftest import DEMO_PASSWORD, World, make_settings
 

@@ -10,9 +10,9 @@ import pytest
 
 from app.api.routes import endpoints
 from app.api.routing import ANY_USER, PUBLIC
-from app.db.models import PlatformRole
+from app.roles import PlatformRole
 from tests.api.dbcheck import db_state, error_of
-from tests.api.test_scheduling import create
+from tests.api.scheduling_helpers import create
 
 # Roles are checked before any query; SQLite keeps this module quick.
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -5,7 +5,6 @@ and leaves nothing running. Each case is a real `hoichan serve` process."""
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import signal
 import socket
@@ -13,16 +12,17 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis import Redis
 
 from app.startup import code_revisions
-from tests.app_process import free_port
+from tests.app_process import free_port, health
 from tests.conftest import PG_HOST, PG_USER
+from tests.waiting import poll_blocking
 
 HOICHAN = str(Path(sys.executable).parent / "hoichan")
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -30,7 +30,7 @@ NEWER_REVISION = "9999_from_a_newer_hoichan"
 # The browser app's build is shared by everyone working in this checkout: the missing build
 # is the same process with the module's idea of where the build lies pointed elsewhere.
 WITHOUT_BUILD = ("import sys, pathlib, app.web; app.web.DEFAULT_DIST = pathlib.Path(sys.argv[1]);"
-                 " from app.cli import main; sys.exit(main(['serve']))")
+                 " from hoichan.cli import main; sys.exit(main(['serve']))")
 
 
 def environment(data: Path, **extra: str) -> dict[str, str]:
@@ -214,7 +214,7 @@ def test_a_database_server_that_never_answers_does_not_hold_the_start(tmp_path, 
     # would look to the driver; the wait is cut short to keep the test quick.
     url = f"postgresql+asyncpg://{PG_USER}@127.0.0.1:{taken_port}/hoichan"
     shortened = ("import sys, app.startup; app.startup.DATABASE_ANSWER_S = 2;"
-                 " from app.cli import main; sys.exit(main(['serve']))")
+                 " from hoichan.cli import main; sys.exit(main(['serve']))")
     started = time.monotonic()
     line = one_line(hoichan(tmp_path / "var", argv=[sys.executable, "-c", shortened],
                             HOICHAN_DATABASE_URL=url), "no answer within 2 s",
@@ -230,16 +230,13 @@ def test_a_started_server_stops_on_sigterm_and_frees_its_ports(migrated, tmp_pat
         server = subprocess.Popen([HOICHAN, "serve"], env=env, stdout=out,
                                   stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    assert json.load(r)["status"] == "ok"
-                break
-            except OSError:
-                assert server.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
+        def up() -> dict[str, Any] | None:
+            assert server.poll() is None, log.read_text()
+            return health(f"http://127.0.0.1:{port}")
+
+        answer = poll_blocking(up, 30, 0.1)
+        assert answer is not None, log.read_text()
+        assert answer["status"] == "ok"
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=20) == 0, log.read_text()
     finally:

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
@@ -20,8 +18,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.app_process import stop_process
+from tests.app_process import accepts, stop_process
 from tests.deploy.coturn import free_udp_tcp_port
+from tests.waiting import poll_blocking
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -119,12 +118,8 @@ def start_nginx(folder: Path, *app_ports: int) -> Nginx:
     assert checked.returncode == 0, checked.stderr
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server = Nginx(process, https_port, http_port, error_log)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with socket.create_connection(("127.0.0.1", https_port), 0.2):
-                return server
-        except OSError:
-            time.sleep(0.05)
+    if poll_blocking(lambda: process.poll() is not None or accepts(https_port), 10) \
+            and process.poll() is None:
+        return server
     server.stop()
     raise RuntimeError(f"nginx did not start: {error_log.read_text()[-2000:]}")

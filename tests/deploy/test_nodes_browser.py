@@ -21,14 +21,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from redis import Redis
 
-from signaling.subscriber_nodes import HOME
+from signaling.cluster.subscriber_nodes import HOME
 from tests.app_process import AppProcess
 from tests.conftest import fresh_database
 from tests.deploy.nginx import Nginx, start_nginx
-from tests.web.conftest import chromium
-from tests.web.helpers import DEMO_PASSWORD
-from tests.web.test_room_media_e2e import TRACK_PCS
-from tests.web.test_viewer_e2e import sign_in
+from tests.web.helpers import DEMO_PASSWORD, TRACK_PCS, chromium, sign_in
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 HOST = "doctor.bm@demo.hoichan.vn"

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from aioice import stun
 
-from app import cli
 from app.auth.turn import issue_turn_credential, turn_password
 from app.config import ConfigError, Settings, load_settings
+from hoichan import cli
 from tests.conftest import make_settings
 from tests.deploy.coturn import Coturn, allocate, relay_round_trip
 

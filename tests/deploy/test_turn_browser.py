@@ -14,9 +14,7 @@ from playwright.sync_api import Page, expect
 
 from tests.app_process import AppProcess
 from tests.deploy.coturn import Coturn
-from tests.web.conftest import chromium
-from tests.web.helpers import DEMO_PASSWORD
-from tests.web.test_viewer_e2e import sign_in
+from tests.web.helpers import DEMO_PASSWORD, chromium, sign_in
 
 HOST = "doctor.bm@demo.hoichan.vn"
 

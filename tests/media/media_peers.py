@@ -4,7 +4,6 @@ import asyncio
 import functools
 import random
 import time
-from collections.abc import Callable
 from fractions import Fraction
 
 import av
@@ -37,14 +36,6 @@ def bounded(seconds: float):
         return run
 
     return decorate
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        await asyncio.sleep(0.05)
 
 
 class SyntheticAudio(AudioStreamTrack):
@@ -328,5 +319,4 @@ __all__ = [
     "frames_since",
     "is_keyframe",
     "sfu_peer_connections",
-    "wait_for",
 ]

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 from aiortc import RTCSessionDescription
-from media_peers import ClientPublisher, Harness, bounded, wait_for
+from media_peers import ClientPublisher, Harness, bounded
 
 from media import (
     IceCandidate,
@@ -16,6 +16,7 @@ from media import (
     UnknownPeerConnection,
 )
 from media.participant import Publisher
+from tests.waiting import wait_for
 
 GARBAGE = [
     "",

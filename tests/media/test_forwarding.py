@@ -6,9 +6,10 @@ import sys
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 import pytest
-from media_peers import Harness, bounded, decode_all, is_keyframe, sfu_peer_connections, wait_for
+from media_peers import Harness, bounded, decode_all, is_keyframe, sfu_peer_connections
 
 from media import SfuConfig
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -67,10 +68,7 @@ async def test_vp8_and_opus_reach_every_subscriber_without_codecs_in_the_sfu(cod
             stats = await h.room.stats()
             return all(o["rtt_s"] is not None for o in stats["outbound"])
 
-        deadline = asyncio.get_running_loop().time() + 6
-        while not await rtt_known():
-            assert asyncio.get_running_loop().time() < deadline, "no RTT from receiver reports"
-            await asyncio.sleep(0.2)
+        await wait_for(rtt_known, 6, "RTT from receiver reports", interval=0.2)
         stats = await h.room.stats()
         assert len(stats["inbound"]) == 2 and len(stats["outbound"]) == 6
         video_in = next(s for s in stats["inbound"] if s["kind"] == "video")
@@ -89,6 +87,11 @@ async def test_vp8_and_opus_reach_every_subscriber_without_codecs_in_the_sfu(cod
         await h.close(publisher, *subs)
 
 
+def _keyframes_idle(h: Harness) -> bool:
+    """No published video had a keyframe request within its interval: the next goes at once."""
+    return all(s.keyframes.idle for s in h.room.policy_sources() if s.kind == "video")
+
+
 @bounded(45)
 async def test_late_subscribers_start_at_a_keyframe_and_share_one_pli():
     h = Harness(SfuConfig(keyframe_request_interval=1.0))
@@ -96,7 +99,8 @@ async def test_late_subscribers_start_at_a_keyframe_and_share_one_pli():
     publisher = await h.publisher("doctor")
     try:
         await asyncio.wait_for(wait_for(lambda: early.video_frames() >= 20), 15)
-        await asyncio.sleep(1.1)  # past the rate-limit window of the early subscriber's PLI
+        # Past the rate-limit window of the early subscriber's PLI.
+        await wait_for(lambda: _keyframes_idle(h), 5, "the keyframe request window passes")
         before = publisher.keyframe_requests
 
         late = [h.subscriber(f"late-{i}", decode=False) for i in range(2)]
@@ -112,7 +116,7 @@ async def test_late_subscribers_start_at_a_keyframe_and_share_one_pli():
             assert any(f[0] == "opus" for f in s.encoded)
 
         # A subscriber's PLI travels up to the publisher (after the rate-limit window).
-        await asyncio.sleep(1.1)
+        await wait_for(lambda: _keyframes_idle(h), 5, "the keyframe request window passes")
         before = publisher.keyframe_requests
         video_receiver = next(
             t.receiver for t in early.pc.getTransceivers() if t.kind == "video"

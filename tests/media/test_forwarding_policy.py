@@ -1,11 +1,13 @@
 """Forwarding policy with real aiortc peers on 127.0.0.1: REMB caps, last-N, downlink states."""
 
 import asyncio
+import itertools
 import time
 
-from media_peers import Harness, bounded, decode_all, frames_since, is_keyframe, wait_for
+from media_peers import Harness, bounded, decode_all, frames_since, is_keyframe
 
 from media import SfuConfig
+from tests.waiting import wait_for
 
 
 def _encoder_target(publisher) -> int | None:
@@ -36,7 +38,7 @@ async def test_remb_cap_reaches_the_publisher_encoder():
 
         # It keeps its cap although aiortc's receiver-side estimator, whose own
         # REMB would overwrite it every 500 ms, estimates far more.
-        await asyncio.sleep(2.5)
+        await asyncio.sleep(2.5)  # a window of five of those REMBs: the cap must hold
         assert _encoder_target(publisher) == 300_000
         assert h.room.participant("doctor").bitrate.rembs_sent >= 3  # repeated
 
@@ -84,7 +86,7 @@ async def test_last_n_follows_the_speaker_and_resumes_on_a_keyframe():
         assert _forwarded(h.room, "viewer") == ["b"]
         await asyncio.wait_for(wait_for(lambda: len(viewer.arrivals.get(cam_b, [])) >= 20), 10)
         assert is_keyframe("VP8", viewer.arrivals[cam_b][0][1])
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # a window in which frames of "a" would still arrive
         # Anything of "a" after the switch was already in flight (queue + jitter buffer).
         assert len(_frames_after(viewer.arrivals[cam_a], switched + 0.3)) == 0
         b.audio.loud = False
@@ -146,9 +148,9 @@ async def test_lossy_subscriber_steps_down_to_audio_only_and_back():
         assert [s for p, s in h.link_states if p == "lossy"] == ["reduced", "audio-only"]
         assert h.room.forwarding("lossy").videos == ()
         video_tracks = {a.camera.sender.track.id, b.camera.sender.track.id}
-        await asyncio.sleep(0.5)  # packets in flight
+        await asyncio.sleep(0.5)  # time for the packets in flight to land before counting
         before = lossy.rtp_packets()
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # the window counted: no video in it, audio all along
         after = lossy.rtp_packets()
         # Subscriber side: no video RTP at all, audio keeps coming.
         assert all(after[t] == before[t] for t in video_tracks)
@@ -158,12 +160,15 @@ async def test_lossy_subscriber_steps_down_to_audio_only_and_back():
         await asyncio.wait_for(
             wait_for(lambda: h.room.forwarding("lossy").link_state == "full", what="full again"), 15
         )
-        assert [s for p, s in h.link_states if p == "lossy"] == [
-            "reduced",
-            "audio-only",
-            "reduced",
-            "full",
-        ]
+        states = [s for p, s in h.link_states if p == "lossy"]
+        # Down and back up one step at a time. Receiver reports of the loss before the link
+        # cleared may still arrive after the first step up, so the way back may bounce
+        # between audio-only and reduced before it settles; it never jumps a step.
+        assert states[:3] == ["reduced", "audio-only", "reduced"] and states[-2:] == [
+            "reduced", "full"], states
+        steps = {"audio-only": 0, "reduced": 1, "full": 2}
+        assert all(abs(steps[a] - steps[b]) == 1
+                   for a, b in itertools.pairwise(states)), states
         back = lossy.rtp_packets()
         await asyncio.wait_for(
             wait_for(
@@ -173,11 +178,14 @@ async def test_lossy_subscriber_steps_down_to_audio_only_and_back():
             10,
         )
         # Resumed at a keyframe (SFU side: the client's aiortc jitter buffer may
-        # still wait for a packet lost during the lossy phase, see docs/media.md).
+        # still wait for a packet lost during the lossy phase, see docs/media.md). The
+        # video kept in "reduced" pauses once per audio-only spell, the other once in all.
         stats = await h.room.stats()
+        spells = states.count("audio-only")
         for out in stats["outbound"]:
             if out["subscriber_id"] == "lossy" and out["kind"] == "video":
-                assert out["forwarding"] and out["pauses"] == 1 and not out["waiting_for_keyframe"]
+                assert out["forwarding"] and not out["waiting_for_keyframe"]
+                assert 1 <= out["pauses"] <= spells, (out["pauses"], states)
         # The other subscriber never noticed.
         assert not [s for p, s in h.link_states if p == "healthy"]
         assert len(h.room.forwarding("healthy").videos) == 2

@@ -1,12 +1,13 @@
 """Forwarding policy pieces without a network: ranking, speakers, downlink states, REMB caps."""
 
-import asyncio
 
 from media import SfuConfig
 from media.downlink import DownlinkMonitor, LinkSample, RembTracker
 from media.policy import VideoTrack, bitrate_cap, display_role, rank_videos, select_videos
 from media.remb import PublisherBitrate
 from media.speakers import ActiveSpeakers
+from tests.clock import ManualClock
+from tests.waiting import wait_for
 
 CAM = {p: VideoTrack(p, f"{p}-cam", False) for p in "abcde"}
 SCREEN_B = VideoTrack("b", "b-screen", True)
@@ -120,27 +121,33 @@ def test_remb_tracker_sums_distinct_ssrc_sets_and_forgets_old_ones():
 
 
 async def test_publisher_remb_is_the_sum_of_caps_lowered_to_the_estimate():
+    clock = ManualClock()
     sent = []
 
     async def send(bitrate, ssrcs):
         sent.append((bitrate, ssrcs))
 
-    remb = PublisherBitrate(interval=1.0)
+    def delivered(count):
+        # A REMB goes out on a task of its own; the next waits until it is done.
+        return wait_for(lambda: len(sent) == count, what=f"REMB {count}")
+
+    remb = PublisherBitrate(interval=1.0, clock=clock)
     remb.set_sender(send)
     remb.set_caps({11: 400_000, 22: 2_500_000})  # camera tile + screen share
-    await asyncio.sleep(0)
+    await delivered(1)
     assert sent == [(2_900_000, [11, 22])]
     remb.estimate("camera", 1_000_000)
     remb.estimate("screen", 500_000)  # both estimated: congestion lowers it at once
-    await asyncio.sleep(0)
+    await delivered(2)
     assert sent[-1] == (1_500_000, [11, 22])
-    remb.tick(now=asyncio.get_running_loop().time() + 0.5)  # unchanged, inside the interval
-    await asyncio.sleep(0)
-    assert len(sent) == 2
-    remb.tick(now=asyncio.get_running_loop().time() + 1.5)
-    await asyncio.sleep(0)
-    assert len(sent) == 3 and remb.rembs_sent == 3
+    clock.advance(0.5)
+    remb.tick()  # unchanged, inside the interval
+    assert remb.rembs_sent == 2
+    clock.advance(1.0)
+    remb.tick()
+    await delivered(3)
+    assert remb.rembs_sent == 3
     remb.forget("screen")
     remb.set_caps({11: 400_000})
-    await asyncio.sleep(0)
+    await delivered(4)
     assert sent[-1] == (400_000, [11])

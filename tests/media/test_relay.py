@@ -18,7 +18,6 @@ from media_peers import (
     decode_all,
     frames_since,
     is_keyframe,
-    wait_for,
 )
 
 from media import SfuConfig
@@ -26,6 +25,7 @@ from media.errors import MediaError
 from media.relay_edge import RoomMirror
 from media.relay_home import RelayServer, _MirrorLink
 from media.relay_wire import Kind, Reader, RelayProtocolError, encode, encode_json, frame_header
+from tests.waiting import wait_for
 
 
 def _address() -> str:
@@ -222,7 +222,7 @@ else:
     s.bind(address)
     s.listen()
     print("bound", flush=True)
-    time.sleep(10)
+    time.sleep(10)  # holds the name while the test tries it; killed when done
 """
 
 

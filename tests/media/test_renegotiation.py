@@ -2,7 +2,9 @@
 
 import asyncio
 
-from media_peers import ClientSubscriber, Harness, bounded, wait_for
+from media_peers import ClientSubscriber, Harness, bounded
+
+from tests.waiting import wait_for
 
 
 def _directions(sdp: str) -> list[str]:

@@ -12,6 +12,8 @@ from media.forwarder import OutboundTrack, Source
 from media.keyframes import KeyframeRequester, is_keyframe
 from media.sdp import codec_matches, send_preferences, validate_publish_offer
 from media.stats import RateMeter
+from tests.clock import ManualClock
+from tests.waiting import wait_for
 
 
 def test_keyframe_detection():
@@ -27,31 +29,46 @@ def test_keyframe_detection():
 
 
 async def test_keyframe_requests_are_rate_limited_and_merged():
+    clock = ManualClock()
     sent = []
 
-    async def send():
-        sent.append(asyncio.get_running_loop().time())
+    async def nothing():
+        pass
 
-    requester = KeyframeRequester(send, min_interval=0.2)
+    def send():
+        sent.append(round(clock.now, 6))
+        return nothing()
+
+    requester = KeyframeRequester(send, min_interval=0.2, call_later=clock.call_later)
     for _ in range(5):
         requester.request()
-    await asyncio.sleep(0.05)
-    assert len(sent) == 1
+    clock.advance(0.05)
+    assert sent == [0.0]
 
     # Still unanswered after the interval: one trailing request.
-    await asyncio.sleep(0.2)
-    assert len(sent) == 2
+    clock.advance(0.2)
+    assert sent == [0.0, 0.2]
     requester.keyframe_received()
-    await asyncio.sleep(0.3)
-    assert len(sent) == 2  # answered: no more
+    clock.advance(0.3)
+    assert sent == [0.0, 0.2] and requester.idle  # answered: no more
 
-    # A request inside the window after a keyframe arrived waits for the window.
+    # A request after the window, then a keyframe: sent at once, nothing trails it.
     requester.request()
     requester.keyframe_received()
-    await asyncio.sleep(0.3)
-    assert len(sent) == 3
-    assert all(b - a >= 0.19 for a, b in itertools.pairwise(sent))
+    assert not requester.idle
+    clock.advance(0.3)
+    assert sent == [0.0, 0.2, 0.55] and requester.idle
+    assert all(b - a >= 0.2 for a, b in itertools.pairwise(sent))
     assert requester.requests_received == 6 and requester.requests_sent == 3
+
+    # Requests inside the window wait for it and go out as one.
+    requester.request()
+    clock.advance(0.1)
+    requester.request()
+    requester.request()
+    assert sent[-1] == 0.85
+    clock.advance(0.15)
+    assert sent[3:] == [0.85, 1.05]
     requester.close()
 
 
@@ -87,7 +104,7 @@ async def test_slow_subscriber_is_flushed_to_the_next_keyframe_without_blocking_
     slow = OutboundTrack(source, "slow", queue_frames=4, rate_window=2)
     first = asyncio.ensure_future(fast.recv())
     second = asyncio.ensure_future(slow.recv())  # both senders started: both wait for a keyframe
-    await asyncio.sleep(0)
+    await wait_for(lambda: source.keyframes.requests_received == 2, what="both ask")
     assert fast.waiting_for_keyframe and source.keyframes.requests_sent == 1  # one PLI for both
 
     source.on_frame(codec, DELTA, 0)  # held back
@@ -117,7 +134,7 @@ async def test_audio_overflow_drops_the_oldest_frame():
     source, codec = _source("audio")
     out = OutboundTrack(source, "s", queue_frames=3, rate_window=2)
     first = asyncio.ensure_future(out.recv())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one loop turn: the sender starts reading (no frames before)
     for i in range(5):
         source.on_frame(codec, bytes([i]), i * 960)
     # The reader had no turn in between: the two oldest frames were dropped.

@@ -22,7 +22,7 @@ from app.pacs.staging import STAGING_DIR
 from app.pacs.store import store_root
 from app.pacs.syntaxes import EXPLICIT_LE
 from tests.app_process import AppProcess, free_port
-from tests.pacs.test_dicomweb import parts
+from tests.pacs.multipart import parts
 
 FRAMES_ACCEPT = 'multipart/related; type="application/octet-stream"'
 
@@ -123,3 +123,36 @@ async def nothing_half_kept(world: Any, app: AppProcess, sent: dict[str, pydicom
                 assert r.status == 200, await r.text()
                 (frame,) = parts(await r.read(), r.headers["Content-Type"])
             assert frame == ds.PixelData  # native little endian, one frame
+
+
+# "insert": the index refuses the row (before anything is written). "commit": a deferred
+# foreign key fails the commit, after the file was written and fsynced.
+REFUSING = {
+    ("sqlite", "insert"): (
+        [("CREATE TRIGGER refuse BEFORE INSERT ON dicom_instances "
+          "BEGIN SELECT RAISE(ABORT, 'the index refuses'); END")],
+        ["DROP TRIGGER refuse"]),
+    ("postgresql", "insert"): (
+        [("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+          "$$ BEGIN RAISE EXCEPTION 'the index refuses'; END $$"),
+         ("CREATE TRIGGER refuse BEFORE INSERT ON dicom_instances "
+          "FOR EACH ROW EXECUTE FUNCTION refuse()")],
+        ["DROP TRIGGER refuse ON dicom_instances", "DROP FUNCTION refuse()"]),
+    ("sqlite", "commit"): (
+        ["CREATE TABLE guard_parent (id INTEGER PRIMARY KEY)",
+         ("CREATE TABLE guard (parent INTEGER REFERENCES guard_parent (id) "
+          "DEFERRABLE INITIALLY DEFERRED)"),
+         ("CREATE TRIGGER refuse AFTER INSERT ON dicom_instances "
+          "BEGIN INSERT INTO guard VALUES (-1); END")],
+        ["DROP TRIGGER refuse", "DROP TABLE guard", "DROP TABLE guard_parent"]),
+    ("postgresql", "commit"): (
+        ["CREATE TABLE guard_parent (id INTEGER PRIMARY KEY)",
+         ("CREATE TABLE guard (parent INTEGER REFERENCES guard_parent (id) "
+          "DEFERRABLE INITIALLY DEFERRED)"),
+         ("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+          "$$ BEGIN INSERT INTO guard VALUES (-1); RETURN NEW; END $$"),
+         ("CREATE TRIGGER refuse AFTER INSERT ON dicom_instances "
+          "FOR EACH ROW EXECUTE FUNCTION refuse()")],
+        ["DROP TRIGGER refuse ON dicom_instances", "DROP FUNCTION refuse()",
+         "DROP TABLE guard", "DROP TABLE guard_parent"]),
+}

@@ -10,13 +10,13 @@ import json
 import os
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
-from tests.app_process import stop_process
+from tests.app_process import accepts, stop_process
+from tests.waiting import poll_blocking
 
 ORTHANC = "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
@@ -80,14 +80,8 @@ def start_orthanc(folder: Path, peers: dict[str, tuple[str, int]]) -> Orthanc:
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={**os.environ, "TCP_NODELAY": "1"})
     orthanc = Orthanc(process, http_port, dicom_port)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", http_port), 0.2):
-                return orthanc
-        except OSError:
-            if process.poll() is not None:
-                break
-            time.sleep(0.1)
+    if poll_blocking(lambda: accepts(http_port) or process.poll() is not None, 20, 0.1) \
+            and process.poll() is None:
+        return orthanc
     orthanc.stop()
     raise RuntimeError(f"Orthanc did not start: {(folder / 'orthanc.log').read_text()[-2000:]}")

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 from datetime import datetime, timedelta
-from email import message_from_bytes
-from email.policy import HTTP
 
 import cv2
 import numpy as np
@@ -24,6 +22,7 @@ from app.pacs.ingest import ingest
 from app.pacs.models import DicomInstance
 from app.pacs.store import store_root
 from app.pacs.synth import Patient, series, store_series
+from tests.pacs.multipart import parts
 from tests.pacs.trail import dicomweb_events, total
 
 OTHER_STUDY = "1.2.826.0.1.3680043.9.7777.1"
@@ -42,12 +41,6 @@ async def stored(world):
         await ingest(sessions, world.settings.data_dir, f.read(), "test")
     yield sessions
     await engine.dispose()
-
-
-def parts(body: bytes, content_type: str) -> list[bytes]:
-    msg = message_from_bytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body,
-                             policy=HTTP)
-    return [p.get_payload(decode=True) for p in msg.iter_parts()]
 
 
 async def qido(client, world, who: str, path: str = "/dicomweb/studies", **params):
@@ -344,8 +337,7 @@ async def test_bad_stow_bodies_are_refused_and_store_nothing(client, world, stor
 
 async def test_stow_reports_an_object_the_database_refused_as_a_failure(client, world, stored):
     """0x0110 (processing failure) for that instance, the others stored, no file left."""
-    from tests.pacs.ingest_helpers import execute_sql
-    from tests.pacs.test_ingest_robustness import REFUSING
+    from tests.pacs.ingest_helpers import REFUSING, execute_sql
     backend = "sqlite" if world.settings.is_sqlite else "postgresql"
     install, remove = REFUSING[(backend, "insert")]
     good = next(series("1.2.826.0.1.3680043.9.7777.57", slices=1))

@@ -23,10 +23,10 @@ from app.config import ConfigError, load_settings
 from app.db.engine import create_engine, session_factory
 from app.pacs.models import DicomInstance
 from app.pacs.scp import tls_context
-from app.server import create_app
+from hoichan.server import create_app
 from tests.conftest import JWT_SECRET, fresh_database, make_settings
 from tests.pacs.orthanc import free_port
-from tests.pacs.test_scp import open_scp, run
+from tests.pacs.scp_helpers import open_scp, run
 
 CT = get_testdata_file("CT_small.dcm")
 CT_UID = str(pydicom.dcmread(CT, stop_before_pixels=True).SOPInstanceUID)

@@ -27,7 +27,7 @@ from app.pacs.staging import STAGING_DIR, Staging
 from app.pacs.store import store_root
 from app.pacs.syntaxes import EXPLICIT_LE
 from tests.pacs.ingest_helpers import execute_sql, staged_files, stored_files
-from tests.pacs.test_scp import fresh_copy
+from tests.pacs.scp_helpers import fresh_copy
 from tests.pacs.tiny import Study, instance
 
 REPO = Path(__file__).resolve().parents[2]

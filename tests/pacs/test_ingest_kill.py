@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
-import time
 
 import pydicom
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -16,8 +15,9 @@ from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 
 from tests.pacs.ingest_helpers import ct, nothing_half_kept, server
-from tests.pacs.test_scp import run
+from tests.pacs.scp_helpers import run
 from tests.pacs.tiny import Study, instance
+from tests.waiting import poll
 
 ASSOCIATIONS = 4
 PER_ASSOCIATION = 100
@@ -95,9 +95,7 @@ async def test_what_was_acknowledged_survives_kill_9_in_mid_stream(world, tmp_pa
     try:
         senders = Senders(int(app.env["HOICHAN_DICOM_PORT"]), objects)
         senders.start()
-        deadline = time.monotonic() + 120
-        while len(senders.acked) < KILL_AFTER and time.monotonic() < deadline:
-            await asyncio.sleep(0.005)
+        await poll(lambda: len(senders.acked) >= KILL_AFTER, 120, interval=0.005)
         app.kill()  # with objects in flight on every association
         await asyncio.to_thread(senders.join)
         acked = set(senders.acked)  # answers read after the kill were sent before it

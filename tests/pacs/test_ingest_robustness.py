@@ -28,8 +28,8 @@ from app.db.engine import create_engine, session_factory
 from app.pacs.ingest import IngestError, ingest
 from app.pacs.models import DicomInstance, DicomSeries, DicomStudy
 from app.pacs.store import store_root
-from tests.pacs.ingest_helpers import ct, execute_sql, files_under, held, send_all
-from tests.pacs.test_scp import count, nothing_is_stored, open_scp, run, storescu
+from tests.pacs.ingest_helpers import REFUSING, ct, execute_sql, files_under, held, send_all
+from tests.pacs.scp_helpers import count, nothing_is_stored, open_scp, run, storescu
 
 # --- A full disk -------------------------------------------------------------------------
 
@@ -75,39 +75,6 @@ async def test_a_full_disk_refuses_with_out_of_resources_and_keeps_what_it_had(s
 
 
 # --- A database that refuses ---------------------------------------------------------------
-
-# "insert": the index refuses the row (before anything is written). "commit": a deferred
-# foreign key fails the commit, after the file was written and fsynced.
-REFUSING = {
-    ("sqlite", "insert"): (
-        [("CREATE TRIGGER refuse BEFORE INSERT ON dicom_instances "
-          "BEGIN SELECT RAISE(ABORT, 'the index refuses'); END")],
-        ["DROP TRIGGER refuse"]),
-    ("postgresql", "insert"): (
-        [("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
-          "$$ BEGIN RAISE EXCEPTION 'the index refuses'; END $$"),
-         ("CREATE TRIGGER refuse BEFORE INSERT ON dicom_instances "
-          "FOR EACH ROW EXECUTE FUNCTION refuse()")],
-        ["DROP TRIGGER refuse ON dicom_instances", "DROP FUNCTION refuse()"]),
-    ("sqlite", "commit"): (
-        ["CREATE TABLE guard_parent (id INTEGER PRIMARY KEY)",
-         ("CREATE TABLE guard (parent INTEGER REFERENCES guard_parent (id) "
-          "DEFERRABLE INITIALLY DEFERRED)"),
-         ("CREATE TRIGGER refuse AFTER INSERT ON dicom_instances "
-          "BEGIN INSERT INTO guard VALUES (-1); END")],
-        ["DROP TRIGGER refuse", "DROP TABLE guard", "DROP TABLE guard_parent"]),
-    ("postgresql", "commit"): (
-        ["CREATE TABLE guard_parent (id INTEGER PRIMARY KEY)",
-         ("CREATE TABLE guard (parent INTEGER REFERENCES guard_parent (id) "
-          "DEFERRABLE INITIALLY DEFERRED)"),
-         ("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
-          "$$ BEGIN INSERT INTO guard VALUES (-1); RETURN NEW; END $$"),
-         ("CREATE TRIGGER refuse AFTER INSERT ON dicom_instances "
-          "FOR EACH ROW EXECUTE FUNCTION refuse()")],
-        ["DROP TRIGGER refuse ON dicom_instances", "DROP FUNCTION refuse()",
-         "DROP TABLE guard", "DROP TABLE guard_parent"]),
-}
-
 
 @pytest.mark.parametrize("when", ["insert", "commit"])
 async def test_a_database_that_refuses_leaves_no_file(settings, tmp_path, when):

@@ -11,7 +11,6 @@ from sqlalchemy import select
 from app.pacs.models import DicomInstance
 from app.pacs.synth import series
 from tests.pacs.orthanc import start_orthanc
-from tests.pacs.test_scp import scp  # noqa: F401  (the fixture)
 
 
 async def test_orthanc_pushes_a_study_to_our_scp(scp, tmp_path):  # noqa: F811

@@ -29,7 +29,7 @@ from sqlalchemy import select
 from app.pacs.models import DicomInstance
 from tests.conftest import fresh_database
 from tests.pacs.frames import IMAGE_PIXEL, decode_served
-from tests.pacs.test_scp import open_scp, run, storescu
+from tests.pacs.scp_helpers import open_scp, run, storescu
 
 # The storescu option that proposes each transfer syntax (the compressed ones together with
 # the uncompressed, each in a context of its own: storescu sends a file as it is when its

@@ -18,8 +18,8 @@ from app.demo import DEMO_STUDY_UID
 from app.dicomweb.qido import INSTANCE_LEVEL, _clause
 from app.pacs.ingest import ingest
 from app.pacs.models import DicomStudy
-from tests.api.test_scheduling import T0, create
-from tests.pacs.test_scp import open_scp, storescu
+from tests.api.scheduling_helpers import T0, create
+from tests.pacs.scp_helpers import open_scp, storescu
 from tests.pacs.tiny import Study, instance
 
 # A: the demo case's study (every demo doctor is invited); B: a study of another

@@ -22,9 +22,10 @@ from app.db.types import utcnow
 from app.pacs import imports
 from app.pacs.models import DicomInstance, ImportJob, ImportStatus
 from app.pacs.synth import Patient, series
-from app.server import create_app
+from hoichan.server import create_app
 from tests.conftest import make_settings
 from tests.pacs.orthanc import Orthanc, free_port, start_orthanc
+from tests.waiting import poll
 
 STUDY = "1.2.826.0.1.3680043.9.7777.500"
 PATIENT = Patient("REMOTE-7", "PHAM^THI^LAN", "19720509", "F")
@@ -82,17 +83,18 @@ async def new_case(client, world, patient_id: str = PATIENT.patient_id) -> int:
 
 async def wait_for(client, world, job_id: int, timeout: float = 60) -> dict[str, Any]:
     seen: list[int] = []
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
+    job: dict[str, Any] = {}
+
+    async def finished() -> bool:
         r = await client.get(f"/api/imports/{job_id}", headers=world.auth("coordinator"))
         assert r.status == 200, await r.text()
-        job = await r.json()
+        job.update(await r.json())
         seen.append(job["instances_done"])
-        if job["status"] in ("done", "failed"):
-            job["seen"] = seen
-            return job
-        assert asyncio.get_running_loop().time() < deadline, job
-        await asyncio.sleep(0.1)
+        return job["status"] in ("done", "failed")
+
+    assert await poll(finished, timeout, interval=0.1), job
+    job["seen"] = seen
+    return job
 
 
 @pytest.mark.parametrize("kind", ["dimse", "dicomweb"])
@@ -327,7 +329,8 @@ async def test_a_job_held_by_another_node_waits_for_its_lease(world, pacs, monke
                                 attempts=1, requested_by_id=world.user("coordinator").id,
                                 runner="a", lease_until=utcnow() + timedelta(seconds=2))
                 session.add(job)
-            await asyncio.sleep(1.0)  # five looks for jobs to take over
+            # Time must pass: five looks for jobs to take over, none takes this one.
+            await asyncio.sleep(1.0)
             async with session_factory(engine)() as session:
                 held = await session.get(ImportJob, job.id)
                 assert held is not None

@@ -6,10 +6,7 @@ import asyncio
 import io
 import socket
 import struct
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pydicom
@@ -19,13 +16,10 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
 from pynetdicom import _config as pynetdicom_config
 from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from app.db.engine import create_engine, session_factory
-from app.pacs.ingest import Ingester
 from app.pacs.models import DicomInstance, DicomSeries, DicomStudy
-from app.pacs.scp import StoreScp
-from app.pacs.store import store_root
+from tests.pacs.scp_helpers import count, fresh_copy, nothing_is_stored, open_scp, run, storescu
 
 # pydicom's bundled files, with the storescu option that proposes their transfer syntax.
 FILES = {
@@ -40,69 +34,10 @@ FILES = {
 }
 
 
-@asynccontextmanager
-async def open_scp(database_url: str, data_dir: Path, allowed_callers: tuple[str, ...] = (),
-                   **options: Any) -> AsyncIterator[StoreScp]:
-    """Our SCP on a free port, ingesting into ``data_dir``; ``sessions``, ``root`` and
-    ``ingester`` are attached for the tests' checks."""
-    engine = create_engine(database_url)
-    sessions = session_factory(engine)
-    ingester = Ingester(sessions, data_dir)
-    await ingester.start()
-    server = StoreScp("HOICHAN", "127.0.0.1", 0, allowed_callers, ingester.ingest_in_thread,
-                      **options)
-    server.start()
-    server.sessions = sessions  # type: ignore[attr-defined]
-    server.root = store_root(data_dir)  # type: ignore[attr-defined]
-    server.ingester = ingester  # type: ignore[attr-defined]
-    try:
-        yield server
-    finally:
-        server.stop()
-        await ingester.close()
-        await engine.dispose()
-
-
-@pytest.fixture
-async def scp(settings, tmp_path):
-    async with open_scp(settings.database_url, tmp_path) as server:
-        yield server
-
-
-async def run(*args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.STDOUT)
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode(errors="replace")
-
-
-async def storescu(scp, paths: str | Sequence[str], *options: str,
-                   calling: str = "PACS") -> str:
-    # storescu exits 0 even when the store failed: callers check what we hold.
-    files = [paths] if isinstance(paths, str) else list(paths)
-    _, out = await run("storescu", "-aet", calling, "-aec", "HOICHAN", *options, "127.0.0.1",
-                       str(scp.port), *files)
-    return out
-
-
-async def count(scp, model) -> int:
-    async with scp.sessions() as s:
-        return int(await s.scalar(select(func.count()).select_from(model)) or 0)
-
-
 async def test_echo(scp):
     code, out = await run("echoscu", "-aet", "PACS", "-aec", "HOICHAN", "127.0.0.1",
                           str(scp.port))
     assert code == 0, out
-
-
-def fresh_copy(name: str, folder: Path) -> str:
-    """The test file under a new SOP Instance UID (several share one), pixels untouched."""
-    ds = pydicom.dcmread(get_testdata_file(name))
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    path = folder / name
-    ds.save_as(path, enforce_file_format=True)
-    return str(path)
 
 
 async def test_every_transfer_syntax_is_stored_as_received(scp, tmp_path):
@@ -242,10 +177,6 @@ async def push_succeeds(scp) -> None:
     async with scp.sessions() as s:
         assert await s.scalar(select(DicomInstance.sop_instance_uid)) == \
             pydicom.dcmread(path).SOPInstanceUID
-
-
-def nothing_is_stored(scp) -> None:
-    assert not scp.root.exists() or not [p for p in scp.root.rglob("*") if p.is_file()]
 
 
 @pytest.mark.parametrize("name", BAD_DATASETS)

@@ -3,14 +3,13 @@ their reads, so a test waits for what it expects instead of reading at once."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import AuditEvent
+from tests.waiting import poll
 
 
 async def dicomweb_events(sessions: async_sessionmaker[AsyncSession],
@@ -18,15 +17,17 @@ async def dicomweb_events(sessions: async_sessionmaker[AsyncSession],
                           within: float = 5.0) -> list[AuditEvent]:
     """The ``dicomweb.*`` events in the order written, once ``until`` holds of them (or
     ``within`` seconds have passed: the caller's assertions then say what is missing)."""
-    deadline = time.monotonic() + within
-    while True:
+    events: list[AuditEvent] = []
+
+    async def read() -> bool:
         async with sessions() as session:
-            events = list(await session.scalars(
+            events[:] = await session.scalars(
                 select(AuditEvent).where(AuditEvent.action.like("dicomweb.%"))
-                .order_by(AuditEvent.id)))
-        if until(events) or time.monotonic() > deadline:
-            return events
-        await asyncio.sleep(0.05)
+                .order_by(AuditEvent.id))
+        return until(events)
+
+    await poll(read, within)
+    return events
 
 
 def total(events: list[AuditEvent], name: str) -> int:

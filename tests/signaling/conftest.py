@@ -7,8 +7,6 @@ settings per test with ``@pytest.mark.room_settings(name=value, ...)``.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +19,7 @@ from aiohttp.test_utils import TestClient
 from app.auth.tokens import JoinClaims, issue_join
 from app.config import Settings
 from tests.conftest import World, fresh_database, make_settings
+from tests.waiting import poll
 
 BOTH_DATABASES = ["sqlite", "postgresql"]
 NS = "/room"
@@ -92,16 +91,19 @@ class Peer:
     async def wait(self, event: str, where: Callable[[Any], bool] = lambda _: True,
                    timeout: float = WAIT) -> Any:
         """The first not yet consumed ``event`` matching ``where``, waiting for it."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def take() -> tuple[Any] | None:  # a tuple: the event's data may itself be falsy
             for i, (e, d) in enumerate(self.events):
                 if i not in self._consumed and e == event and where(d):
                     self._consumed.add(i)
-                    return d
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.label}: no {event!r} within {timeout}s; "
-                                     f"got {[e for e, _ in self.events]}")
-            await asyncio.sleep(0.02)
+                    return (d,)
+            return None
+
+        found = await poll(take, timeout, interval=0.02)
+        if found is None:
+            raise AssertionError(f"{self.label}: no {event!r} within {timeout}s; "
+                                 f"got {[e for e, _ in self.events]}")
+        return found[0]
 
     async def close(self) -> None:
         if self.sio.connected:
@@ -120,11 +122,12 @@ class Room:
         self.consultation_id = world.consultation_id
 
     @property
-    def hub(self) -> Any:
-        from signaling.server import HUB
+    def media(self) -> Any:
+        """This process's SFU rooms and their stats (signaling/cluster/media_node.py)."""
+        from signaling.server import MEDIA
 
         assert self.client is not None, "this room's server runs in another process"
-        return self.client.app[HUB]
+        return self.client.app[MEDIA]
 
     def token(self, key: str, role: str | None = None, *, consultation_id: int | None = None,
               minutes: float = 10, now: datetime | None = None) -> str:

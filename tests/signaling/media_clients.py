@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from typing import Any
 
 import av
@@ -71,30 +70,65 @@ async def camera_offer() -> str:
         await pc.close()
 
 
-class MediaClient:
+class MediaConnections:
+    """What each test client of the media protocol sets up: an optional publish connection,
+    a subscribe connection whose offers are answered one at a time (``_answer``), and the
+    tasks reading its tracks."""
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
+        self.offers = 0
+        self.pub: RTCPeerConnection | None = None
+        self.sub = RTCPeerConnection(_configuration())
+        self._lock = asyncio.Lock()
+        self._readers: list[asyncio.Task[None]] = []
+
+    async def subscribe(self) -> None:
+        async with self._lock:
+            ack = await self.peer.call("media:subscribe", timeout=NEGOTIATION_S)
+            assert "error" not in ack, ack
+            if ack["sdp"] is not None:
+                await self._answer(ack)
+
+    async def _answer(self, offer: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    async def _publish_offer(self, *tracks: MediaStreamTrack) -> str:
+        """A new publish connection sending ``tracks``: its offer's SDP."""
+        self.pub = RTCPeerConnection(_configuration())
+        for track in tracks:
+            self.pub.addTransceiver(track, direction="sendonly")
+        await self.pub.setLocalDescription(await self.pub.createOffer())
+        return str(self.pub.localDescription.sdp)
+
+    async def _close_connections(self) -> None:
+        for pc in (self.pub, self.sub):
+            if pc is not None:
+                await pc.close()
+        self.pub = None
+
+    async def close(self) -> None:
+        for task in self._readers:
+            task.cancel()
+        await self._close_connections()
+
+
+class MediaClient(MediaConnections):
     """A member's media: optional publish PC (camera + mic), and a subscribe PC that
     answers every offer the server pushes and decodes what arrives."""
 
     def __init__(self, peer: Peer, trickle: bool = False) -> None:
-        self.peer = peer
+        super().__init__(peer)
         self.trickle = trickle
-        self.pub: RTCPeerConnection | None = None
-        self.sub = RTCPeerConnection(_configuration())
         self.mid_owner: dict[str, str] = {}
         #: publisher participant id → kind → frames decoded
         self.decoded: dict[str, dict[str, int]] = {}
-        self.offers = 0
-        self._lock = asyncio.Lock()
-        self._readers: list[asyncio.Task[None]] = []
         self.sub.on("track", self._on_track)
         peer.sio.on("media:subscribe_offer", self._on_offer, namespace=NS)
 
     async def publish(self) -> dict[str, Any]:
-        self.pub = RTCPeerConnection(_configuration())
-        self.pub.addTransceiver(SmallVideo(), direction="sendonly")
-        self.pub.addTransceiver(AudioStreamTrack(), direction="sendonly")
-        await self.pub.setLocalDescription(await self.pub.createOffer())
-        sdp = self.pub.localDescription.sdp
+        sdp = await self._publish_offer(SmallVideo(), AudioStreamTrack())
+        assert self.pub is not None
         candidates: list[str] = []
         if self.trickle:
             sdp, candidates = strip_candidates(sdp)
@@ -111,13 +145,6 @@ class MediaClient:
                 == {"ok": True}
         await self.pub.setRemoteDescription(RTCSessionDescription(ack["sdp"], "answer"))
         return ack
-
-    async def subscribe(self) -> None:
-        async with self._lock:
-            ack = await self.peer.call("media:subscribe", timeout=NEGOTIATION_S)
-            assert "error" not in ack, ack
-            if ack["sdp"] is not None:
-                await self._answer(ack)
 
     async def _on_offer(self, data: dict[str, Any]) -> None:
         async with self._lock:
@@ -157,20 +184,5 @@ class MediaClient:
     def frames(self, publisher_id: str, kind: str) -> int:
         return self.decoded.get(publisher_id, {}).get(kind, 0)
 
-    async def close(self) -> None:
-        for task in self._readers:
-            task.cancel()
-        for pc in (self.pub, self.sub):
-            if pc is not None:
-                await pc.close()
 
-
-async def until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s: {what}")
-        await asyncio.sleep(0.05)
-
-
-__all__ = ["MediaClient", "camera_offer", "strip_candidates", "until"]
+__all__ = ["MediaClient", "MediaConnections", "camera_offer", "strip_candidates"]

@@ -20,7 +20,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription, V
 from aiortc.mediastreams import MediaStreamError
 
 from .conftest import NS, Peer
-from .media_clients import HEIGHT, NEGOTIATION_S, WIDTH, _configuration
+from .media_clients import HEIGHT, NEGOTIATION_S, WIDTH, MediaConnections, _configuration
 
 #: Far apart in RGB and still after YUV 4:2:0 and VP8; one per publisher.
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -85,24 +85,19 @@ class Tally:
     inconsistent: list[tuple[dict[str, str], dict[str, str]]] = field(default_factory=list)
 
 
-class OriginClient:
+class OriginClient(MediaConnections):
     """One member's media: an optional colour camera, and a subscribe connection checked
     frame by frame. Rebuilds both on ``media:reset`` and on :meth:`restart`."""
 
     def __init__(self, peer: Peer, colours: dict[str, tuple[int, int, int]],
                  colour: tuple[int, int, int] | None = None) -> None:
+        super().__init__(peer)
         self.colours = colours
         self.colour = colour
         self.tally = Tally()
-        self.offers = 0
         #: Every media:subscribe_offer received, as sent.
         self.pushed: list[dict[str, Any]] = []
-        self.pub: RTCPeerConnection | None = None
-        self.sub = RTCPeerConnection(_configuration())
-        self._lock = asyncio.Lock()
-        self._readers: list[asyncio.Task[None]] = []
         self._new_connection()
-        self.peer = peer
         self.attach(peer)
 
     def attach(self, peer: Peer) -> None:
@@ -113,20 +108,11 @@ class OriginClient:
 
     # -- the protocol ------------------------------------------------------------------
 
-    async def subscribe(self) -> None:
-        async with self._lock:
-            ack = await self.peer.call("media:subscribe", timeout=NEGOTIATION_S)
-            assert "error" not in ack, ack
-            if ack["sdp"] is not None:
-                await self._answer(ack)
-
     async def publish(self) -> None:
         assert self.colour is not None
-        self.pub = RTCPeerConnection(_configuration())
-        self.pub.addTransceiver(ColourVideo(self.colour), direction="sendonly")
-        await self.pub.setLocalDescription(await self.pub.createOffer())
-        ack = await self.peer.call("media:publish", {"sdp": self.pub.localDescription.sdp},
-                                   timeout=NEGOTIATION_S)
+        sdp = await self._publish_offer(ColourVideo(self.colour))
+        assert self.pub is not None
+        ack = await self.peer.call("media:publish", {"sdp": sdp}, timeout=NEGOTIATION_S)
         assert "sdp" in ack, ack
         await self.pub.setRemoteDescription(RTCSessionDescription(ack["sdp"], "answer"))
 
@@ -219,17 +205,6 @@ class OriginClient:
 
     def frames(self, publisher_id: str) -> int:
         return self.tally.right.get(publisher_id, 0)
-
-    async def _close_connections(self) -> None:
-        for pc in (self.pub, self.sub):
-            if pc is not None:
-                await pc.close()
-        self.pub = None
-
-    async def close(self) -> None:
-        for task in self._readers:
-            task.cancel()
-        await self._close_connections()
 
 
 __all__ = ["PALETTE", "ColourVideo", "OriginClient", "Tally", "colour_of", "sending_streams"]

@@ -82,13 +82,13 @@ async def test_flood_from_one_client_is_refused_not_the_room(room: Room) -> None
         await flooder.sio.emit("hand:raise", namespace="/room")
     notice = await flooder.wait("error", lambda e: e["code"] == "rate_limited")
     assert "too many events" in notice["message"]
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # a window in which further notices would arrive
     # The flood was answered by about one notice, not one error per event.
     assert len(flooder.seen("error", lambda e: e["code"] == "rate_limited")) <= 2
     ack = await flooder.call("chat:send", {"text": "now?"})
     assert ack.get("error", {}).get("code") in (None, "rate_limited")
     await _room_still_works(room, host, other)
-    await asyncio.sleep(1.0)  # the bucket refills
+    await asyncio.sleep(1.0)  # time must pass: the bucket refills at 5 events/s
     ack = await flooder.call("chat:send", {"text": "calm again"})
     assert "message" in ack, ack
 

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from app.db.engine import create_engine, session_factory
-from signaling.models import ChatMessage
+from app.db.models import ChatMessage
+from tests.waiting import wait_for
 
 from .conftest import BOTH_DATABASES, Room
 
@@ -105,6 +106,7 @@ async def test_reconnect_within_grace_keeps_id_role_and_place(room: Room) -> Non
     assert me["role"] == "participant" and me["status"] == "connected"
     assert ack["snapshot"]["hands"] == [observer.participant_id]
     await doctor.wait("presence:update", lambda d: d["member"]["status"] == "connected")
+    # Time must pass: the grace would have run out by now, and no leave came of it.
     await asyncio.sleep(room.world.settings.reconnect_grace_seconds + 0.3)
     assert not doctor.seen("presence:leave")
     assert len(doctor.seen("presence:join")) == joins_before
@@ -134,11 +136,9 @@ async def test_a_second_connection_takes_over(room: Room) -> None:
     ack = await second.join()
     assert ack["resumed"] and ack["participant_id"] == first.participant_id
     await first.wait("room:replaced")
-    for _ in range(100):
-        if not first.sio.connected:
-            break
-        await asyncio.sleep(0.02)
-    assert not first.sio.connected
+    await wait_for(lambda: not first.sio.connected, 2, "the replaced socket closes",
+                   interval=0.02)
     assert "message" in await second.call("chat:send", {"text": "moved to my phone"})
+    # Time must pass: the old socket's grace would have run out, and no leave came of it.
     await asyncio.sleep(room.world.settings.reconnect_grace_seconds + 0.3)
     assert not host.seen("presence:leave") and not host.seen("presence:update")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.waiting import wait_for
+
 from .conftest import Room
-from .media_clients import MediaClient, camera_offer, until
+from .media_clients import MediaClient, camera_offer
 
 MEDIA_WAIT = 20.0
 
@@ -25,9 +27,9 @@ async def test_publisher_reaches_two_subscribers_observer_cannot_publish(room: R
         assert "sdp" in ack
         pid = host.participant_id
         assert pid is not None
-        await until(lambda: all(v.frames(pid, "video") >= 15 and v.frames(pid, "audio") >= 25
-                                for v in viewers), MEDIA_WAIT,
-                    "host's video and audio decoded at both subscribers")
+        await wait_for(lambda: all(v.frames(pid, "video") >= 15 and v.frames(pid, "audio") >= 25
+                                   for v in viewers), MEDIA_WAIT,
+                       "host's video and audio decoded at both subscribers")
         for viewer in viewers:
             assert viewer.offers >= 1
         await host.wait("media:connection_state", lambda d: d == {"pc": "publish",
@@ -39,8 +41,8 @@ async def test_publisher_reaches_two_subscribers_observer_cannot_publish(room: R
         refused = await observer.call("media:publish", {"sdp": await camera_offer()})
         assert refused["error"]["code"] == "forbidden"
         before = viewers[1].frames(pid, "video")
-        await until(lambda: viewers[1].frames(pid, "video") > before + 5, MEDIA_WAIT,
-                    "observer still receiving after its refused publish")
+        await wait_for(lambda: viewers[1].frames(pid, "video") > before + 5, MEDIA_WAIT,
+                       "observer still receiving after its refused publish")
 
         # Stats: everyone gets the room's figures as the SFU sees them.
         stats = await doctor.wait("stats", lambda s: any(
@@ -48,24 +50,24 @@ async def test_publisher_reaches_two_subscribers_observer_cannot_publish(room: R
             for t in s["participants"].get(pid, {}).get("publish", [])), timeout=MEDIA_WAIT)
         assert stats["participants"][doctor.participant_id]["receive"]["bitrate_bps"] > 0
         await observer.wait("stats")
-        kept = room.hub.stats.latest[room.consultation_id]
+        kept = room.media.stats.latest[room.consultation_id]
         assert kept["participants"][pid]["publish"] and kept["raw"]["inbound"]
 
         # The socket drops and comes back: media is untouched meanwhile.
         await doctor.sio.disconnect()
         await host.wait("presence:update", lambda d: d["member"]["status"] == "reconnecting")
         before = viewers[0].frames(pid, "video")
-        await until(lambda: viewers[0].frames(pid, "video") > before + 10, MEDIA_WAIT,
-                    "media flows while the socket is down")
+        await wait_for(lambda: viewers[0].frames(pid, "video") > before + 10, MEDIA_WAIT,
+                       "media flows while the socket is down")
         back = await room.connect("TBI")
         assert (await back.join())["resumed"] is True
 
         # The publisher leaves: every subscriber is renegotiated without its tracks.
         offers = [v.offers for v in viewers]
         await host.call("room:leave")
-        await until(lambda: viewers[1].offers > offers[1], MEDIA_WAIT,
-                    "observer renegotiated after the publisher left")
-        assert room.hub.bridge.room(room.consultation_id).published_tracks() == []
+        await wait_for(lambda: viewers[1].offers > offers[1], MEDIA_WAIT,
+                       "observer renegotiated after the publisher left")
+        assert room.media.bridge.room(room.consultation_id).published_tracks() == []
     finally:
         await publisher.close()
         for viewer in viewers:
@@ -88,9 +90,9 @@ async def test_room_of_four_publishers_and_two_observers(room: Room) -> None:
             return all(c.frames(pub, "video") >= 10 and c.frames(pub, "audio") >= 20
                        for me, c in clients.items() for pub in publishers if pub != me)
 
-        await until(everyone_decodes, 40.0, "every client decodes every other publisher")
+        await wait_for(everyone_decodes, 40.0, "every client decodes every other publisher")
         # The presenter role reaches the SFU's forwarding policy.
-        sfu = room.hub.bridge.room(room.consultation_id)
+        sfu = room.media.bridge.room(room.consultation_id)
         assert sfu.presenter == peers[1].participant_id
         await host.call("host:set_role", {"participant_id": peers[2].participant_id,
                                           "role": "presenter"})
@@ -112,7 +114,7 @@ async def test_promoted_observer_publishes_after_reset(room: Room) -> None:
     assert ack["sdp"].startswith("v=0")
     # A client that lost its connections starts media over under the same id.
     assert await observer.call("media:restart") == {"ok": True, "can_publish": True}
-    bridge_room = room.hub.bridge.room(room.consultation_id)
+    bridge_room = room.media.bridge.room(room.consultation_id)
     assert observer.participant_id in bridge_room.participant_ids
     assert [t.publisher_id for t in bridge_room.published_tracks()] == []
 
@@ -130,15 +132,15 @@ async def test_publisher_losing_socket_and_ice_comes_back_under_the_same_id(room
     try:
         await viewer.subscribe()
         await first.publish()
-        await until(lambda: viewer.frames(pid, "video") >= 10, MEDIA_WAIT,
-                    "doctor's video decoded at the host")
+        await wait_for(lambda: viewer.frames(pid, "video") >= 10, MEDIA_WAIT,
+                       "doctor's video decoded at the host")
         offers = viewer.offers
         await first.close()  # the peer connections die with the network...
         await doctor.sio.disconnect()  # ...and so does the socket
         await host.wait("presence:update", lambda d: d["member"]["participant_id"] == pid
                         and d["member"]["status"] == "reconnecting")
-        await until(lambda: viewer.offers > offers, MEDIA_WAIT,
-                    "host renegotiated without the dead publisher's tracks")
+        await wait_for(lambda: viewer.offers > offers, MEDIA_WAIT,
+                       "host renegotiated without the dead publisher's tracks")
         back = await room.connect("NDI")
         resumed = await back.join()
         assert resumed["resumed"] is True and back.participant_id == pid
@@ -146,8 +148,8 @@ async def test_publisher_losing_socket_and_ice_comes_back_under_the_same_id(room
         second = MediaClient(back)
         assert "sdp" in await second.publish()
         before = viewer.frames(pid, "video")
-        await until(lambda: viewer.frames(pid, "video") >= before + 10, MEDIA_WAIT,
-                    "doctor's video decoded again after the return")
+        await wait_for(lambda: viewer.frames(pid, "video") >= before + 10, MEDIA_WAIT,
+                       "doctor's video decoded again after the return")
         assert not host.seen("presence:leave", lambda d: d["participant_id"] == pid)
         # Joined once, at admission: the return was not a new arrival.
         assert len(host.seen("presence:join",

@@ -8,7 +8,6 @@ members' sockets are on both, spread over one node's workers."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import time
@@ -18,22 +17,15 @@ from typing import Any
 
 import pytest
 
-from signaling.subscriber_nodes import HOME
+from signaling.cluster.subscriber_nodes import HOME
 from tests.app_process import AppProcess
 from tests.conftest import JWT_SECRET, World
+from tests.waiting import poll
 
+from .cluster import MEDIA_S, RECOVERY_S, REDIS_URL, Nodes, http_get, on_air, receiving
 from .conftest import Peer, Room
 from .media_clients import MediaClient
-from .test_metrics import samples
-from .test_multinode import (
-    MEDIA_S,
-    RECOVERY_S,
-    REDIS_URL,
-    Nodes,
-    http_get,
-    on_air,
-    receiving,
-)
+from .scrape import scraped
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -51,15 +43,6 @@ class Machine(Nodes):
             HOICHAN_NODE_TTL_SECONDS="2", HOICHAN_ICE_HOST_ADDRESSES="127.0.0.1",
             HOICHAN_RECONNECT_GRACE_SECONDS="20", HOICHAN_ROOM_STATS_INTERVAL_SECONDS="1",
             **env) for name in names}
-
-    async def heartbeats(self) -> dict[str, dict[str, Any]]:
-        beats = {}
-        async with self.redis() as redis:
-            for node in await redis.smembers(f"{self.prefix}:nodes"):
-                raw = await redis.get(f"{self.prefix}:node:{node}")
-                if raw is not None:
-                    beats[str(node)] = json.loads(raw)
-        return beats
 
 
 @pytest.fixture
@@ -89,13 +72,15 @@ async def room(machine: Machine, world: World) -> AsyncIterator[Room]:
 
 async def beats_until(machine: Machine, ok: Callable[[dict[str, dict[str, Any]]], bool],
                       what: str) -> dict[str, dict[str, Any]]:
-    deadline = time.monotonic() + 30
-    while True:
-        beats = await machine.heartbeats()
-        if ok(beats):
-            return beats
-        assert time.monotonic() < deadline, f"{what}: {beats}"
-        await asyncio.sleep(0.2)
+    beats: dict[str, dict[str, Any]] = {}
+
+    async def check() -> bool:
+        beats.clear()
+        beats.update(await machine.heartbeats())
+        return ok(beats)
+
+    assert await poll(check, 30, interval=0.2), f"{what}: {beats}"
+    return beats
 
 
 async def test_media_runs_in_workers_and_a_killed_one_comes_back(machine: Machine,
@@ -113,8 +98,10 @@ async def test_media_runs_in_workers_and_a_killed_one_comes_back(machine: Machin
     worker = await machine.owner(room.consultation_id)
     assert worker in {"a/w0", "a/w1"}
     # The node's /metrics speaks for its workers: their room, streams, CPU and memory.
-    await asyncio.sleep(1.5)  # a stats round (1 s here)
-    metrics = samples(await asyncio.to_thread(http_get, machine["a"].url + "/metrics"))
+    # A stats round (1 s here) brings the workers' figures.
+    metrics = await scraped(lambda: asyncio.to_thread(http_get, machine["a"].url + "/metrics"),
+                            lambda m: m.get(("hoichan_forwarded_streams", ()), 0) == 4
+                            and m.get(("hoichan_forwarded_packets", ()), 0) > 0)
     assert metrics[("hoichan_rooms", ())] == 1
     assert metrics[("hoichan_forwarded_streams", ())] == 4  # camera and mic, both ways
     assert metrics[("hoichan_forwarded_packets", ())] > 0
@@ -178,8 +165,11 @@ async def test_one_room_spreads_over_the_workers_and_survives_losing_either(
                               (watching, host), (watching, doctor)):
         await receiving(client, publisher)
     # The node's /metrics counts the room once and every forwarded stream, wherever it is.
-    await asyncio.sleep(2.5)  # a stats round on each worker, then the home's
-    metrics = samples(await asyncio.to_thread(http_get, machine["a"].url + "/metrics"))
+    # A stats round on each worker, then the home's, brings their figures.
+    metrics = await scraped(
+        lambda: asyncio.to_thread(http_get, machine["a"].url + "/metrics"),
+        lambda m: m.get(("hoichan_forwarded_streams", ()), 0) == 8
+        and m.get(("hoichan_worker_relay_mirrors", (("worker", home),)), 0) == 1)
     assert metrics[("hoichan_rooms", ())] == 1
     assert metrics[("hoichan_forwarded_streams", ())] == 8  # 2 to each publisher, 4 to GTI
     # The home feeds one mirror, which lags behind in nothing.

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+
+from tests.waiting import wait_for
 
 from .conftest import Room
-from .media_clients import MediaClient, until
+from .media_clients import MediaClient
+from .scrape import samples, scraped
 
 TOKEN = "scrape-" + "x" * 32
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 async def test_metrics_count_rooms_and_members(room: Room) -> None:
@@ -48,10 +43,15 @@ async def test_metrics_count_the_streams_the_sfu_forwards(room: Room) -> None:
     try:
         assert "error" not in await publisher.publish()
         await viewer.subscribe()
-        await until(lambda: viewer.frames(host.participant_id or "", "video") >= 10, 30,
-                    "the doctor receives the host's video")
-        await asyncio.sleep(1.0)  # a stats round (0.5 s here) after the frames
-        now = samples(await (await room.client.get("/metrics")).text())
+        await wait_for(lambda: viewer.frames(host.participant_id or "", "video") >= 10, 30,
+                       "the doctor receives the host's video")
+
+        async def metrics() -> str:
+            return await (await room.client.get("/metrics")).text()
+
+        # A stats round (0.5 s here) after the frames: the SFU has measured its rates.
+        now = await scraped(metrics,
+                            lambda m: m.get(("hoichan_forwarded_bitrate_bps", ()), 0) > 0)
     finally:
         await publisher.close()
         await viewer.close()

@@ -4,75 +4,28 @@ its media on one of them, and what happens when that one is killed or drains."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import secrets
 import signal
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
 
-from tests.app_process import AppProcess
-from tests.conftest import JWT_SECRET, World
+from tests.conftest import World
+from tests.waiting import wait_for
 
-from .conftest import Peer, Room
-from .media_clients import MediaClient, until
-from .test_viewer import view
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-GRACE_S = 20.0
-NODE_TTL_S = 2.0
-RECOVERY_S = 10.0  # the issue's bound: participants back within 10 s
-# New peer connections negotiate, gather and start at a keyframe: seconds on a loaded machine
-# (media_clients.NEGOTIATION_S); what the bound is about is the reset that starts them.
-MEDIA_S = 30.0
+from .cluster import (
+    MEDIA_S,
+    RECOVERY_S,
+    Nodes,
+    http_get,
+    on_air,
+    receiving,
+)
+from .conftest import Room
+from .media_clients import MediaClient
+from .views import view
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-
-
-class Nodes:
-    def __init__(self, tmp_path: Path, database_url: str) -> None:
-        self.prefix = f"test-{secrets.token_hex(4)}"
-        self.nodes = {
-            name: AppProcess(
-                tmp_path / name,
-                HOICHAN_DATABASE_URL=database_url,
-                HOICHAN_JWT_SECRET=JWT_SECRET,
-                HOICHAN_REDIS_URL=REDIS_URL,
-                HOICHAN_MEDIA_WORKERS="0",
-                HOICHAN_REDIS_PREFIX=self.prefix,
-                HOICHAN_NODE_ID=name,
-                HOICHAN_NODE_TTL_SECONDS=str(NODE_TTL_S),
-                HOICHAN_ICE_HOST_ADDRESSES="127.0.0.1",
-                HOICHAN_RECONNECT_GRACE_SECONDS=str(GRACE_S),
-                HOICHAN_ROOM_STATS_INTERVAL_SECONDS="1",
-            )
-            for name in ("a", "b")
-        }
-
-    def __getitem__(self, name: str) -> AppProcess:
-        return self.nodes[name]
-
-    @contextlib.asynccontextmanager
-    async def redis(self) -> AsyncIterator[Redis]:
-        client = Redis.from_url(REDIS_URL, decode_responses=True)
-        try:
-            yield client
-        finally:
-            await client.aclose()
-
-    async def owner(self, room_id: int) -> str | None:
-        async with self.redis() as redis:
-            owner = await redis.hget(f"{self.prefix}:room-nodes", str(room_id))
-        return str(owner) if owner is not None else None
-
-    async def clean(self) -> None:
-        async with self.redis() as redis:
-            keys = [k async for k in redis.scan_iter(f"{self.prefix}:*")]
-            if keys:
-                await redis.delete(*keys)
 
 
 @pytest.fixture
@@ -98,32 +51,6 @@ async def room(nodes: Nodes, world: World) -> AsyncIterator[Room]:
         await client.close()
     for peer in r.peers:
         await peer.close()
-
-
-def media(room: Room, peer: Peer) -> MediaClient:
-    client = MediaClient(peer)
-    room.media_clients.append(client)  # type: ignore[attr-defined]
-    return client
-
-
-async def on_air(room: Room, peer: Peer) -> MediaClient:
-    client = media(room, peer)
-    ack = await client.publish()
-    assert "error" not in ack, ack
-    await client.subscribe()
-    return client
-
-
-async def receiving(
-    client: MediaClient, publisher: Peer, frames: int = 15, timeout: float = 30.0
-) -> None:
-    assert publisher.participant_id is not None
-    start = client.frames(publisher.participant_id, "video")
-    await until(
-        lambda: client.frames(publisher.participant_id or "", "video") >= start + frames,
-        timeout,
-        f"{client.peer.label} receives {publisher.label}'s video",
-    )
 
 
 async def test_members_on_two_nodes_are_in_one_room(nodes: Nodes, room: Room) -> None:
@@ -213,7 +140,11 @@ async def test_a_room_is_placed_on_the_least_loaded_node(
     host = await room.joined("BM", url=nodes["a"].url)
     await on_air(room, host)
     assert await nodes.owner(room.consultation_id) == "a"
-    await asyncio.sleep(1.5)  # a's next heartbeat carries its load
+
+    async def a_carries_the_room() -> bool:
+        return int((await nodes.heartbeats()).get("a", {}).get("load", 0)) > 0
+
+    await wait_for(a_carries_the_room, 10, "a's heartbeat carries its load", interval=0.2)
     # Another consultation opened on node a goes to b, which carries nothing.
     other = await _second_consultation(world)
     expert = Room(nodes["a"].url, world)
@@ -302,7 +233,7 @@ async def test_a_stalled_node_taken_for_dead_gives_up_what_moved(nodes: Nodes, r
     finally:
         stalled.send_signal(signal.SIGCONT)
     # Node a lets go of the host's socket: the host's client sees it close.
-    await until(lambda: not host.sio.connected, RECOVERY_S, "node a closes the host's socket")
+    await wait_for(lambda: not host.sio.connected, RECOVERY_S, "node a closes the host's socket")
     back = await room.joined("BM", url=nodes["b"].url)
     assert back.participant_id == host.participant_id
     assert (await back.wait("media:reset"))["reason"] == "media_moved"
@@ -311,8 +242,3 @@ async def test_a_stalled_node_taken_for_dead_gives_up_what_moved(nodes: Nodes, r
     await receiving(back_media, doctor, frames=5, timeout=MEDIA_S)
     metrics = await asyncio.to_thread(http_get, nodes["a"].url + "/metrics")
     assert "hoichan_rooms 0.0" in metrics
-
-
-def http_get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as r:
-        return str(r.read().decode())

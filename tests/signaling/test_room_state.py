@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from app.db.models import RoomRole
+from app.roles import RoomRole
 from signaling.errors import SignalingError
 from signaling.redis_state import RedisRoomState
 from signaling.room_state import (

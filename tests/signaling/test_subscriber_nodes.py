@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from signaling.nodes import NodeRegistry
-from signaling.subscriber_nodes import HOME, SubscriberNodes
+from signaling.cluster.nodes import NodeRegistry
+from signaling.cluster.subscriber_nodes import HOME, SubscriberNodes
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
+from tests.waiting import wait_for
+
 from .conftest import Peer, Room
-from .media_clients import until
 from .origin_clients import PALETTE, OriginClient
 
 MEDIA_WAIT = 30.0
@@ -37,7 +38,7 @@ async def test_every_frame_arrives_under_its_publishers_mid(room: Room) -> None:
     try:
         async def sees(publishers: list[str], viewers: list[OriginClient], what: str) -> None:
             before = {(id(v), p): v.frames(pids[p]) for v in viewers for p in publishers}
-            await until(lambda: all(
+            await wait_for(lambda: all(
                 v.frames(pids[p]) >= before[(id(v), p)] + FRAMES
                 for v in viewers for p in publishers if v is not clients.get(p)),
                 MEDIA_WAIT, what)
@@ -159,8 +160,8 @@ async def test_an_offer_lost_with_the_socket_is_sent_again_on_resume(room: Room)
         back = await room.connect("TBI")
         viewer = OriginClient(back, colours)
         assert (await back.join())["resumed"] is True
-        await until(lambda: viewer is not None and viewer.frames(str(host.participant_id))
-                    >= FRAMES, MEDIA_WAIT, "the host's video after the resume")
+        await wait_for(lambda: viewer is not None and viewer.frames(str(host.participant_id))
+                       >= FRAMES, MEDIA_WAIT, "the host's video after the resume")
         assert viewer.pushed == [lost]
         assert viewer.tally.wrong == [] and viewer.tally.unannounced == 0
     finally:

@@ -3,20 +3,8 @@ control is requested and granted, the laser pointer follows, the saved record is
 
 from __future__ import annotations
 
-from typing import Any
-
 from .conftest import Room
-
-STUDY = "1.2.826.0.1.3680043.9.7777.1"
-SERIES = "1.2.826.0.1.3680043.9.7777.1.1"
-
-
-def view(index: int, center: float = 40, width: float = 400, **extra: Any) -> dict[str, Any]:
-    return {"viewports": [{"study_uid": STUDY, "series_uid": SERIES, "image_index": index,
-                           "window_center": center, "window_width": width, "zoom": 1.5,
-                           "pan": [10.0, -4.5], "rotation": 90, "flip_h": True, **extra}],
-            "measurements": [{"id": "m1", "tool": "length",
-                              "points": [[0, 0, 10.5], [12.25, 3, 10.5]], "label": "17 mm"}]}
+from .views import SOP, view
 
 
 async def test_the_controller_drives_every_viewer_and_late_joiners_open_there(room: Room):
@@ -34,6 +22,7 @@ async def test_the_controller_drives_every_viewer_and_late_joiners_open_there(ro
         assert got["seq"] == 1 and got["by"] == presenter.participant_id
         vp = got["state"]["viewports"][0]
         assert (vp["image_index"], vp["window_center"], vp["window_width"]) == (57, -600, 1500)
+        assert (vp["sop_uid"], vp["frame"]) == (SOP, 2)
         assert vp["zoom"] == 1.5 and vp["pan"] == [10.0, -4.5] and vp["flip_h"] is True
         assert got["state"]["measurements"][0]["label"] == "17 mm"
     assert not presenter.seen("viewer:state")  # the sender already shows it
@@ -76,7 +65,8 @@ async def test_viewer_state_is_validated(room: Room):
     for bad in ({"viewports": []}, {"viewports": [{"image_index": -1}]},
                 {"viewports": [{"window_width": 0}]}, {"viewports": [{"zoom": "2"}]},
                 {"viewports": [{"pan": [1]}]}, {"viewports": [{}], "extra": 1},
-                {"viewports": [{"study_uid": "1.2.x"}]},
+                {"viewports": [{"study_uid": "1.2.x"}]}, {"viewports": [{"sop_uid": "1.2.x"}]},
+                {"viewports": [{"frame": 0}]},
                 {"viewports": [{}], "measurements": [{"id": "a", "tool": "scribble",
                                                       "points": [[0, 0, 0]]}]}):
         ack = await host.call("viewer:state", bad)

@@ -5,34 +5,21 @@ tmp/artifacts/ (or $HOICHAN_TEST_ARTIFACTS)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.app_process import REPO
-from tests.web.helpers import DemoServer, PageLog
+from tests.web.helpers import DIST, DemoServer, PageLog, chromium
 
-DIST = REPO / "frontend" / "dist"
 ARTIFACTS = Path(os.environ.get("HOICHAN_TEST_ARTIFACTS", REPO / "tmp" / "artifacts"))
-CHROMIUM = "/usr/bin/chromium"
-# notes/browser-webrtc.md: what Debian's Chromium needs here, headless as root.
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required", "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
-
-# A loaded 2-core machine (CI, or tests beside other work) needs more than Playwright's 5 s
-# for what a browser shows after a round trip through the server.
-expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="session")
@@ -45,20 +32,6 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
         yield server
     finally:
         server.stop()
-
-
-@contextmanager
-def chromium(*extra_flags: str) -> Iterator[Browser]:
-    """Debian's Chromium, headless, with the flags WebRTC needs here."""
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                              args=[*CHROMIUM_FLAGS, *extra_flags])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 # Per module: Playwright's sync API keeps an event loop running while it lives, and the
@@ -116,7 +89,19 @@ def open_page(browser: Browser, request: pytest.FixtureRequest
                     log.errors.append(f"(screenshot failed: {exc})")
                 (ARTIFACTS / f"{name}.console.txt").write_text(
                     "\n".join(log.console + log.errors) + "\n")
+            leave_room(pg)
             context.close()
+
+
+def leave_room(pg: Page) -> None:
+    """Leaves the room a page is in, as its user would. Closing the page alone would keep
+    its participant in the room for the reconnect grace, and the next test on the shared
+    demo server would find that user still present (a failure here cascading there)."""
+    with contextlib.suppress(PlaywrightError):
+        leave = pg.locator("[data-testid=leave]")
+        if leave.count() and leave.is_enabled():
+            leave.click(timeout=2_000)
+            pg.wait_for_url(lambda url: not url.endswith("/room"), timeout=5_000)
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 from playwright.sync_api import Page, expect
 
-from tests.web.helpers import DemoServer, PageLog, enter_room
-from tests.web.test_viewer_e2e import RENDERED, go_to, shown, sign_in, wait_shown
+from tests.web.helpers import DemoServer, PageLog, enter_demo_room
+from tests.web.viewer_page import go_to, shown, wait_shown
 
 HOST_NAME = "GS. Nguyễn Văn An"
 PRESENTER = "doctor.ndi@demo.hoichan.vn"  # the demo case's presenter
@@ -28,11 +28,7 @@ def test_the_host_takes_grants_and_takes_back_control(
         demo_server: DemoServer, open_page: Callable[[PageLog | None], Page]) -> None:
     host_log, doctor_log = PageLog(), PageLog()
     host, doctor = open_page(host_log), open_page(doctor_log)
-    host.goto(demo_server.url + "/login")
-    sign_in(host)
-    host.get_by_test_id("join").first.click()
-    enter_room(host, RENDERED)
-    room = host.url
+    room = enter_demo_room(host, demo_server)
     # Another test on this server may have left the host holding control: start from the
     # room's default.
     release = host.get_by_test_id("release-control")
@@ -40,11 +36,7 @@ def test_the_host_takes_grants_and_takes_back_control(
         release.click()
         expect(release).to_have_count(0)
 
-    doctor.goto(demo_server.url + "/login")
-    sign_in(doctor, PRESENTER)
-    doctor.wait_for_selector("[data-testid=consultation]")
-    doctor.goto(room)
-    enter_room(doctor, RENDERED, host)
+    enter_demo_room(doctor, demo_server, PRESENTER, room, host)
 
     # Nobody took control: the presenter drives, and everyone reads so.
     expect(doctor.get_by_test_id("sync-text")).to_have_text("You are driving the shared view.")

@@ -6,7 +6,6 @@ cancels a consultation from the list after confirming in place."""
 
 from __future__ import annotations
 
-import json
 import re
 import urllib.request
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from playwright.sync_api import Page, expect
 
 from app.pacs.synth import Patient, series
 from tests.pacs.orthanc import Orthanc, start_orthanc
-from tests.web.helpers import DEMO_PASSWORD, DemoServer, PageLog
+from tests.web.helpers import DEMO_PASSWORD, DemoServer, PageLog, api, token
 
 COORDINATOR = "coordinator@demo.hoichan.vn"
 ADMIN = "admin@demo.hoichan.vn"
@@ -29,29 +28,6 @@ STUDY = "1.2.826.0.1.3680043.9.7777.851"
 PRIOR = "1.2.826.0.1.3680043.9.7777.852"  # the same patient's earlier study
 PATIENT = Patient("E2E-0042", "TRAN^VAN^BINH", "19580704", "M")
 SLICES = 3
-
-
-def api(server: DemoServer, method: str, path: str, token: str | None = None,
-        body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(server.url + path, data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            raw = r.read()
-            return r.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
-def token(server: DemoServer, email: str) -> str:
-    status, body = api(server, "POST", "/api/auth/login",
-                       body={"email": email, "password": DEMO_PASSWORD})
-    assert status == 200, body
-    return str(body["access_token"])
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ import re
 
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.web.helpers import DEMO_PASSWORD, DemoServer, enter_room
-from tests.web.test_coordinator_e2e import api, token
+from tests.web.helpers import DEMO_PASSWORD, DemoServer, api, enter_room, token
 
 HOST = "doctor.bm@demo.hoichan.vn"
 COORDINATOR = "coordinator@demo.hoichan.vn"

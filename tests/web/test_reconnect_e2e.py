@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.web.helpers import DemoServer, PageLog
-from tests.web.test_viewer_e2e import RENDERED, go_to, sign_in, wait_shown
+from tests.web.helpers import DemoServer, PageLog, sign_in
+from tests.web.viewer_page import RENDERED, go_to, wait_shown
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_reconnecting_banner_comes_and_clears_by_itself(
 
     server.kill()
     expect(banner).to_be_visible(timeout=20_000)
-    time.sleep(1)
+    time.sleep(1)  # down a while, as after a crash: the page's first retries find no server
     server.start()
     # Socket.IO retries with backoff; the page joins again with a fresh join token.
     expect(banner).to_be_hidden(timeout=30_000)

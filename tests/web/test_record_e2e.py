@@ -11,9 +11,7 @@ from collections.abc import Callable
 
 from playwright.sync_api import Page, expect
 
-from tests.web.helpers import DemoServer, PageLog, enter_room
-from tests.web.test_coordinator_e2e import api, token
-from tests.web.test_viewer_e2e import sign_in
+from tests.web.helpers import DemoServer, PageLog, api, enter_room, sign_in, token
 
 HOST = "doctor.bm@demo.hoichan.vn"
 HOST_NAME = "GS. Nguyễn Văn An"

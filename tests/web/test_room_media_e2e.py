@@ -13,8 +13,7 @@ from collections.abc import Callable
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
-from tests.web.helpers import DemoServer, PageLog
-from tests.web.test_viewer_e2e import sign_in
+from tests.web.helpers import TRACK_PCS, DemoServer, PageLog, sign_in
 
 HOST = "doctor.bm@demo.hoichan.vn"
 DOCTOR_1 = "doctor.ndi@demo.hoichan.vn"  # presenter of the demo consultation
@@ -22,26 +21,6 @@ DOCTOR_2 = "doctor.tbi@demo.hoichan.vn"
 # Made observer, then removed, by the host: no other test uses this account.
 OBSERVER = "doctor.nbi@demo.hoichan.vn"
 OBSERVER_NAME = "BS. Hoàng Văn Em"
-
-# Every peer connection the page makes, for getStats() from the test.
-TRACK_PCS = """(() => {
-  const Native = window.RTCPeerConnection;
-  const pcs = [];
-  window.__pcs = pcs;
-  function Tracked(...args) { const pc = new Native(...args); pcs.push(pc); return pc; }
-  Tracked.prototype = Native.prototype;
-  Object.setPrototypeOf(Tracked, Native);
-  window.RTCPeerConnection = Tracked;
-  // 320x240 at most: four pages encode and decode on one small machine.
-  const md = navigator.mediaDevices;
-  if (md && md.getUserMedia) {
-    const open = md.getUserMedia.bind(md);
-    md.getUserMedia = (c) => open(c && c.video
-      ? {...c, video: {...(typeof c.video === 'object' ? c.video : {}),
-                        width: {ideal: 320}, height: {ideal: 240}, frameRate: {ideal: 15}}}
-      : c);
-  }
-})()"""
 
 # Over the page's open peer connections: decoded video frames and outbound RTP streams.
 MEDIA_STATS = """async () => {

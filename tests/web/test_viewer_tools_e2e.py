@@ -11,15 +11,8 @@ from collections.abc import Callable
 
 from playwright.sync_api import Page, expect
 
-from tests.web.helpers import DemoServer, PageLog, enter_room
-from tests.web.test_viewer_e2e import (
-    RENDERED,
-    go_to,
-    sign_in,
-    viewer_data,
-    wait_data,
-    wait_shown,
-)
+from tests.web.helpers import DemoServer, PageLog, enter_demo_room, enter_room
+from tests.web.viewer_page import RENDERED, go_to, viewer_data, wait_data, wait_shown
 
 DOCTOR = "doctor.hna@demo.hoichan.vn"  # a participant (neither host nor presenter)
 SYNC_MS = 1_000  # "on every screen within a second"
@@ -33,17 +26,9 @@ def test_measurements_camera_and_cine_reach_the_follower(
         demo_server: DemoServer, open_page: Callable[[PageLog | None], Page]) -> None:
     host_log, doctor_log = PageLog(), PageLog()
     host, doctor = open_page(host_log), open_page(doctor_log)
-    host.goto(demo_server.url + "/login")
-    sign_in(host)
-    host.get_by_test_id("join").first.click()
-    enter_room(host, RENDERED)
-    room = host.url
+    room = enter_demo_room(host, demo_server)
     expect(host.get_by_test_id("sync-text")).to_have_text("You are driving the shared view.")
-    doctor.goto(demo_server.url + "/login")
-    sign_in(doctor, DOCTOR)
-    doctor.wait_for_selector("[data-testid=consultation]")
-    doctor.goto(room)
-    enter_room(doctor, RENDERED, host)
+    enter_demo_room(doctor, demo_server, DOCTOR, room, host)
     expect(doctor.get_by_test_id("sync-text")).to_contain_text("Following")
 
     host.get_by_test_id("viewport").click()

@@ -8,7 +8,6 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import app.pacs.models  # noqa: F401  (the DICOM index)
-import signaling.models  # noqa: F401  (chat_messages)
 from app.db.engine import create_engine
 from app.db.models import Base
 

@@ -7,6 +7,7 @@ import { strings } from "../strings";
 import { topBar } from "./chrome";
 import { isStaff, SCHEDULE_PATH, startsOnSchedule } from "./coordinator";
 import { loadInto } from "./load";
+import { minutesPath } from "./minutes";
 
 export function roomPath(id: number): string {
   return `/consultations/${id}/room`;
@@ -33,7 +34,14 @@ function card(c: Consultation): HTMLElement {
         ` · ${strings.cases(c.cases.length)}`,
       ),
     ),
-    h("a", { class: "button primary", href: roomPath(c.id), "data-testid": "join" }, strings.join),
+    h(
+      "div",
+      { class: "consultation-actions" },
+      c.status === "ended" || c.status === "live"
+        ? h("a", { class: "button", href: minutesPath(c.id), "data-testid": "minutes-link" }, strings.minutesLink)
+        : null,
+      h("a", { class: "button primary", href: roomPath(c.id), "data-testid": "join" }, strings.join),
+    ),
   );
 }
 

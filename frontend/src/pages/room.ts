@@ -2,7 +2,8 @@
  * The consultation room: join token, camera/microphone preview, room channel, lobby until
  * admitted, then the case viewer (room/viewerPanel.ts), the video grid (room/grid.ts, media
  * through the SFU in room/media.ts), who is in the room with the host's controls
- * (room/people.ts), chat (room/chat.ts), raised hands and the record (room/record.ts).
+ * (room/people.ts), chat (room/chat.ts), raised hands, the record (room/record.ts) and the minutes (room/minutes.ts). What
+ * the room channel's events change is room/controller.ts's; this page builds and renders.
  */
 
 import { consultation as getConsultation, joinToken, type Consultation } from "../api";
@@ -11,17 +12,17 @@ import type { Page } from "../router";
 import { ApiError, SessionExpired, type Session } from "../session";
 import { strings } from "../strings";
 import { ChatPanel } from "../room/chat";
-import { RoomConnection, type Member, type RoomStatus, type Snapshot } from "../room/connection";
-import * as control from "../room/control";
+import { RoomConnection, type RoomStatus } from "../room/connection";
+import { RoomController } from "../room/controller";
 import { VideoGrid } from "../room/grid";
 import { IceServers } from "../room/ice";
 import { MediaSession, errorText } from "../room/media";
-import { quality, SpeakingDetector, type ChatMessage, type Forwarding, type ReceiveStats } from "../room/model";
+import { quality, SpeakingDetector } from "../room/model";
+import { MinutesPanel } from "../room/minutes";
 import { PeoplePanel } from "../room/people";
-import { RecordPanel, type SavedRecord } from "../room/record";
+import { RecordPanel } from "../room/record";
 import { describeMediaError, forgetChoice, openDevices, preview, reopenChoice, saveChoice, watchLevel } from "../room/preview";
 import { VIEW_KEY, ViewerPanel } from "../room/viewerPanel";
-import type { WireViewerState } from "../viewer/wire";
 import { topBar } from "./chrome";
 
 function describeApiError(err: unknown): string {
@@ -76,27 +77,56 @@ export function roomPage(
   let disposed = false;
   let shownKind: RoomStatus["kind"] | null = null;
   const cleanups: (() => void)[] = [];
-  let members: Member[] = [];
-  let controlState: control.ControlState = control.NO_CONTROL;
-  let me: string | null = null;
-  let lobby: Member[] = [];
-  let hands: string[] = [];
-  let isHost = false;
-  let myRole = "";
   let socketDown = false;
   let mediaDown = false;
-  let forwarding: Forwarding | null = null;
-  let receiveStats: ReceiveStats | null = null;
   let localStream: MediaStream | null = null;
   let startMic = true;
   let startCamera = true;
   const speakingNow = new SpeakingDetector();
   let stopLevel: () => void = () => undefined;
 
-  const viewerPanel = new ViewerPanel(session, consultationId, () => connection, () => ({ members, control: controlState, me, myRole }));
+  const room = new RoomController({
+    people: () => {
+      renderPeople();
+      renderMinutesViewer();
+    },
+    toolbar: () => renderToolbar(),
+    viewer: () => viewerPanel.update(),
+    grid: () => renderGrid(),
+    quality: () => renderQuality(),
+    viewerState: (seq, state) => viewerPanel.receive(seq, state),
+    pointer: (x, y) => viewerPanel.pointer(x, y),
+    chat: (m) => chat.receive(m),
+    chatHistory: (messages, me) => chat.setHistory(messages, me),
+    record: (r) => record.receive(r),
+    minutes: (m) => minutes.receive(m),
+    muted: (audio, video) => {
+      if (audio) media?.setMic(false);
+      if (video) media?.setCamera(false);
+      replaceChildren(mediaStatus, h("div", { class: "notice", role: "status", "data-testid": "mute-notice" },
+        [audio ? strings.mutedByHost : null, video ? strings.cameraOffByHost : null].filter(Boolean).join(" ")));
+    },
+    requestFailed: (err) => showMediaError(errorText(err)),
+  });
+  const viewerPanel = new ViewerPanel(session, consultationId, () => connection, () => {
+    const { members, control, me, myRole } = room.state;
+    return { members, control, me, myRole };
+  });
   const people = new PeoplePanel(() => connection);
   const chat = new ChatPanel(() => connection);
   const record = new RecordPanel(session, consultationId);
+  // The secretary is named from the room's participants (not observers, not the chair).
+  const minutes = new MinutesPanel({
+    session,
+    consultationId,
+    candidates: () => {
+      const seen = new Map<number, string>();
+      for (const m of room.state.members) {
+        if (m.role !== "observer" && m.role !== "host" && !seen.has(m.user_id)) seen.set(m.user_id, m.name);
+      }
+      return [...seen].map(([user_id, name]) => ({ user_id, name }));
+    },
+  });
   const grid = new VideoGrid();
   const toolbar = h("div", { class: "media-bar", "data-testid": "media-bar" });
   const mediaStatus = h("div", { class: "media-status", "data-testid": "media-status" });
@@ -123,6 +153,7 @@ export function roomPage(
   };
 
   const renderGrid = () => {
+    const { members, me, hands, forwarding } = room.state;
     const paused = new Set((forwarding?.paused ?? []).map((v) => (v.screen_share ? `${v.publisher_id}:screen` : v.publisher_id)));
     const screens = media?.screens() ?? [];
     if (media?.state.screen && me) screens.unshift(me);
@@ -142,12 +173,13 @@ export function roomPage(
   };
 
   const renderQuality = () => {
-    const level = quality(receiveStats, forwarding?.link_state ?? null);
+    const level = quality(room.state.receiveStats, room.state.forwarding?.link_state ?? null);
     qualityEl.dataset.level = level;
     replaceChildren(qualityEl, h("span", { class: "quality-dot" }), ` ${strings.qualityLabel}: ${strings.quality(level)}`);
   };
 
   const renderToolbar = () => {
+    const { me, myRole, hands } = room.state;
     const buttons: HTMLElement[] = [];
     const canPublish = myRole !== "observer";
     if (canPublish && media?.publishing) {
@@ -174,7 +206,7 @@ export function roomPage(
     const raised = me !== null && hands.includes(me);
     buttons.push(
       h("button", { type: "button", "data-testid": "toggle-hand", "aria-pressed": String(raised),
-        onclick: () => void request(raised ? "hand:lower" : "hand:raise") }, raised ? strings.lowerHand : strings.raiseHand),
+        onclick: () => void room.request(raised ? "hand:lower" : "hand:raise") }, raised ? strings.lowerHand : strings.raiseHand),
     );
     replaceChildren(toolbar, buttons, qualityEl);
     renderQuality();
@@ -194,23 +226,15 @@ export function roomPage(
     }
   };
 
-  const request = async (event: string, payload: object = {}) => {
-    try {
-      await connection?.request(event, payload);
-    } catch (err) {
-      showMediaError(errorText(err));
-    }
+  const renderMinutesViewer = () => {
+    minutes.setViewer({ userId: session.user?.id ?? null, isChair: room.state.isHost });
+    minutes.candidatesChanged();
   };
 
   const renderPeople = () => {
-    people.render({ members, lobby, me, isHost, holder: controlState.holder, driver: controlState.driver, hands });
+    const { members, lobby, me, isHost, control, hands } = room.state;
+    people.render({ members, lobby, me, isHost, holder: control.holder, driver: control.driver, hands });
     renderGrid();
-  };
-
-  const renderAll = () => {
-    renderPeople();
-    renderToolbar();
-    viewerPanel.update();
   };
 
   const watchSpeaking = () => {
@@ -227,6 +251,7 @@ export function roomPage(
 
   const startMedia = () => {
     if (media || !connection) return;
+    const { myRole } = room.state;
     media = new MediaSession(connection, myRole === "observer" ? null : localStream, myRole !== "observer", {
       onRemote: () => renderGrid(),
       onLocal: () => {
@@ -248,26 +273,15 @@ export function roomPage(
     void media.restart();
   };
 
-  const applySnapshot = (snapshot: Snapshot) => {
-    members = snapshot.members;
-    controlState = control.fromSnapshot(controlState, snapshot);
-    me = snapshot.you;
-    myRole = members.find((m) => m.participant_id === me)?.role ?? myRole;
-    lobby = snapshot.lobby ?? [];
-    hands = snapshot.hands ?? [];
-    chat.setHistory((snapshot.chat ?? []) as ChatMessage[], me);
-    if (snapshot.viewer) viewerPanel.receive(snapshot.viewer.seq, snapshot.viewer.state);
-    renderAll();
-  };
-
   const showRoom = (c: Consultation) => {
     const casePanel = h("aside", { class: "case-panel", "data-testid": "case-panel" });
     const viewerHost = h("div", { class: "viewer-host" });
-    const roomPanel = h("aside", { class: "room-panel" }, toolbar, mediaStatus, grid.el, viewerPanel.requestList, people.el, record.el, chat.el);
+    const roomPanel = h("aside", { class: "room-panel" }, toolbar, mediaStatus, grid.el, viewerPanel.requestList, people.el, minutes.el, record.el, chat.el);
     replaceChildren(body, h("div", { class: "room-layout" }, casePanel, viewerHost, roomPanel));
     void viewerPanel.show(c, casePanel, viewerHost, showError);
-    record.setHost(isHost);
+    record.setHost(room.state.isHost);
     void record.load();
+    renderMinutesViewer();
   };
 
   const onStatus = (status: RoomStatus) => {
@@ -293,7 +307,7 @@ export function roomPage(
       shownKind = "lobby";
       return;
     }
-    applySnapshot(status.snapshot);
+    room.applySnapshot(status.snapshot);
     if (shownKind !== "admitted" && current) {
       shownKind = "admitted";
       // Media first: its peer connections then negotiate while the viewer loads its code
@@ -303,85 +317,17 @@ export function roomPage(
     }
   };
 
-  const listen = (conn: RoomConnection) => {
-    cleanups.push(
-      conn.on<{ member: Member }>("presence:join", ({ member }) => {
-        members = [...members.filter((m) => m.participant_id !== member.participant_id), member];
-        renderPeople();
-        viewerPanel.update();
-      }),
-      conn.on<{ member: Member }>("presence:update", ({ member }) => {
-        members = members.map((m) => (m.participant_id === member.participant_id ? member : m));
-        renderPeople();
-        viewerPanel.update();
-      }),
-      conn.on<{ participant_id: string }>("presence:leave", ({ participant_id }) => {
-        members = members.filter((m) => m.participant_id !== participant_id);
-        hands = hands.filter((p) => p !== participant_id);
-        renderPeople();
-        viewerPanel.update();
-      }),
-      conn.on<{ participant_id: string; role: string }>("role:changed", ({ participant_id, role }) => {
-        members = members.map((m) => (m.participant_id === participant_id ? { ...m, role } : m));
-        if (participant_id === me) myRole = role;
-        renderAll();
-      }),
-      conn.on<{ seq: number; state: WireViewerState }>("viewer:state", ({ seq, state }) => viewerPanel.receive(seq, state)),
-      conn.on<{ x: number | null; y: number | null }>("viewer:pointer", ({ x, y }) => viewerPanel.pointer(x, y)),
-      conn.on<control.ControlRequest>("control:requested", (r) => {
-        controlState = control.requested(controlState, r);
-        viewerPanel.update();
-      }),
-      conn.on<control.RequestWithdrawn>("control:request_cancelled", (w) => {
-        controlState = control.withdrawn(controlState, w);
-        viewerPanel.update();
-      }),
-      conn.on<{ lobby: Member[] }>("lobby:update", (b) => {
-        lobby = b.lobby;
-        renderPeople();
-      }),
-      conn.on<control.ControlChanged>("control:changed", (e) => {
-        controlState = control.changed(controlState, e);
-        renderPeople();
-        viewerPanel.update();
-      }),
-      conn.on<{ hands: string[] }>("hands:update", (b) => {
-        hands = b.hands;
-        renderPeople();
-        renderToolbar();
-      }),
-      conn.on<ChatMessage>("chat:message", (m) => chat.receive(m)),
-      conn.on<SavedRecord>("record:saved", (r) => record.receive(r)),
-      conn.on<{ audio: boolean; video: boolean }>("mute:requested", ({ audio, video }) => {
-        if (audio) media?.setMic(false);
-        if (video) media?.setCamera(false);
-        replaceChildren(mediaStatus, h("div", { class: "notice", role: "status", "data-testid": "mute-notice" },
-          [audio ? strings.mutedByHost : null, video ? strings.cameraOffByHost : null].filter(Boolean).join(" ")));
-      }),
-      conn.on<Forwarding>("media:forwarding", (f) => {
-        forwarding = f;
-        renderQuality();
-        renderGrid();
-      }),
-      conn.on<{ participants: Record<string, { receive?: ReceiveStats | null }> }>("stats", (s) => {
-        receiveStats = (me && s.participants?.[me]?.receive) || null;
-        renderQuality();
-      }),
-    );
-  };
-
   const start = async () => {
     try {
       const [c, token] = await Promise.all([getConsultation(session, consultationId), joinToken(session, consultationId)]);
       if (disposed) return;
       current = c;
       iceServers.set(token.ice_servers);
-      isHost = token.room_role === "host";
-      myRole = token.room_role;
+      room.joined(token.room_role);
       title.textContent = c.title;
       document.title = `${c.title} · ${strings.appName}`;
       // Camera and microphone first (observers neither send nor preview).
-      if (myRole !== "observer") {
+      if (room.state.myRole !== "observer") {
         let chosen = await reopenChoice(consultationId);
         if (!chosen) {
           chosen = await preview(body, c.title);
@@ -401,7 +347,7 @@ export function roomPage(
         token: token.token,
         renewToken: renewJoinToken,
       });
-      listen(connection);
+      room.listen(connection);
       cleanups.push(connection.onStatus(onStatus));
       connection.connect();
     } catch (err) {
@@ -415,6 +361,7 @@ export function roomPage(
     el,
     dispose() {
       disposed = true;
+      room.dispose();
       for (const cleanup of cleanups) cleanup();
       stopLevel();
       media?.close();

@@ -5,7 +5,7 @@
 
 import { io, type Socket } from "socket.io-client";
 
-import type { WireViewerState } from "../viewer/wire";
+import type { SharedViewer } from "../wire/protocol";
 
 export interface HospitalRef {
   code: string;
@@ -35,7 +35,7 @@ export interface Snapshot {
   chat: unknown[];
   lobby?: Member[];
   /** The shared viewer state (null until someone drives). */
-  viewer?: { seq: number; state: WireViewerState } | null;
+  viewer?: SharedViewer | null;
 }
 
 export interface JoinAck {

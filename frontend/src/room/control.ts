@@ -6,16 +6,11 @@
  */
 
 import { strings } from "../strings";
+import type { ControlChanged } from "../wire/protocol";
 
-export type ControlReason = "given" | "taken" | "released" | "left" | "reconnecting" | "resumed" | "joined" | "role_changed";
-
-/** `control:changed`. */
-export interface ControlChanged {
-  holder: string | null;
-  driver: string | null;
-  by: string | null;
-  reason: ControlReason;
-}
+/** `control:changed`, as signaling/schemas.py defines it (generated: ../wire/protocol.ts). */
+export type { ControlChanged };
+export type ControlReason = ControlChanged["reason"];
 
 export interface ControlRequest {
   participant_id: string;

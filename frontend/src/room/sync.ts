@@ -6,11 +6,12 @@
 
 import type { ViewerState } from "../viewer/state";
 import type { ViewerStore } from "../viewer/store";
-import { fromWire, toWire, type WireViewerState } from "../viewer/wire";
+import { fromWire, toWire, type SeriesImages } from "../viewer/wire";
+import type { ViewerStateIn } from "../wire/protocol";
 
 export interface SyncTransport {
   /** `viewer:state`; resolves with the sequence number the server gave it. */
-  send(state: WireViewerState): Promise<{ seq: number }>;
+  send(state: ViewerStateIn): Promise<{ seq: number }>;
 }
 
 export interface SyncOptions {
@@ -20,6 +21,8 @@ export interface SyncOptions {
   clearTimer?: (handle: unknown) => void;
   /** Length of a series this screen has loaded (to clamp received indexes). */
   imageCount?: (seriesUID: string) => number | null;
+  /** The images of a series this screen has loaded (their instance and frame). */
+  images?: SeriesImages;
   onError?: (err: unknown) => void;
 }
 
@@ -29,11 +32,13 @@ export class ViewerSync {
   private readonly setTimer: (fn: () => void, ms: number) => unknown;
   private readonly clearTimer: (handle: unknown) => void;
   private readonly imageCount: (seriesUID: string) => number | null;
+  private readonly images: SeriesImages;
   private readonly onError: (err: unknown) => void;
   private lastSent = -Infinity;
   private timer: unknown = null;
   private inFlight = 0;
-  private unsubscribe: () => void;
+  private received: { seq: number; wire: ViewerStateIn } | null = null;
+  private readonly unsubscribe: (() => void)[];
 
   constructor(
     private readonly store: ViewerStore,
@@ -45,8 +50,18 @@ export class ViewerSync {
     this.setTimer = options.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
     this.clearTimer = options.clearTimer ?? ((h) => clearTimeout(h as ReturnType<typeof setTimeout>));
     this.imageCount = options.imageCount ?? (() => null);
+    this.images = options.images ?? (() => null);
     this.onError = options.onError ?? (() => undefined);
-    this.unsubscribe = store.onLocalChange(() => this.schedule());
+    this.unsubscribe = [
+      store.onLocalChange(() => this.schedule()),
+      // A series loaded (either viewport): the shown room state's image is looked up again,
+      // after the change that announced it has reached every listener.
+      store.subscribe((state, previous) => {
+        if (state.imageCount !== previous.imageCount || state.compare?.imageCount !== previous.compare?.imageCount) {
+          queueMicrotask(() => this.lookUpAgain());
+        }
+      }),
+    ];
   }
 
   /** Whether this screen drives; on becoming the driver, its view is sent at once. */
@@ -57,9 +72,10 @@ export class ViewerSync {
   }
 
   /** A state from the room (`viewer:state`, or the snapshot's `viewer`). */
-  receive(seq: number, wire: WireViewerState): void {
-    const state = fromWire(wire, this.imageCount);
+  receive(seq: number, wire: ViewerStateIn): void {
+    const state = fromWire(wire, this.imageCount, this.images);
     if (!state) return;
+    if (!this.received || seq > this.received.seq) this.received = { seq, wire };
     // A driver with its own change on the way keeps it: the server orders both, and the
     // co-driver gets ours next. Otherwise the newer state is shown.
     if (this.store.isDriving && (this.inFlight > 0 || this.timer !== null)) {
@@ -69,8 +85,22 @@ export class ViewerSync {
     }
   }
 
+  /**
+   * The room's state names its images by instance and frame, the index only a hint: one
+   * received before its series was loaded here is resolved again once it is.
+   */
+  private lookUpAgain(): void {
+    const received = this.received;
+    const shared = this.store.shared;
+    if (!received || !shared || shared.seq !== received.seq || this.store.isDriving) return;
+    const state = fromWire(received.wire, this.imageCount, this.images);
+    if (!state) return;
+    if (state.imageIndex === shared.state.imageIndex && state.compare?.imageIndex === shared.state.compare?.imageIndex) return;
+    this.store.reviseShared({ seq: received.seq, state });
+  }
+
   dispose(): void {
-    this.unsubscribe();
+    for (const unsubscribe of this.unsubscribe) unsubscribe();
     if (this.timer !== null) this.clearTimer(this.timer);
     this.timer = null;
   }
@@ -95,7 +125,7 @@ export class ViewerSync {
     this.lastSent = this.now();
     this.inFlight++;
     try {
-      const { seq } = await this.transport.send(toWire(state));
+      const { seq } = await this.transport.send(toWire(state, this.images));
       this.store.recordShared({ seq, state });
     } catch (err) {
       this.onError(err);

@@ -13,7 +13,7 @@ import { findStudy, listSeries, thumbnailUrl, type SeriesInfo, type StudyInfo } 
 import { parseState, type ViewerState } from "../viewer/state";
 import { ViewerStore } from "../viewer/store";
 import type { StackViewer } from "../viewer/viewer";
-import type { WireViewerState } from "../viewer/wire";
+import type { ViewerStateIn } from "../wire/protocol";
 import type { Member, RoomConnection } from "./connection";
 import { controlView, type ControlAction, type ControlState, type ControlView } from "./control";
 import { ViewerSync } from "./sync";
@@ -48,7 +48,7 @@ export class ViewerPanel {
   viewer: StackViewer | null = null;
   private store: ViewerStore | null = null;
   private sync: ViewerSync | null = null;
-  private pendingShared: { seq: number; state: WireViewerState } | null = null;
+  private pendingShared: { seq: number; state: ViewerStateIn } | null = null;
   private opening: string | null = null;
   private disposed = false;
   private readonly objectUrls: string[] = [];
@@ -121,7 +121,7 @@ export class ViewerPanel {
   }
 
   /** A shared state (`viewer:state`, or the snapshot's `viewer`). */
-  receive(seq: number, state: WireViewerState): void {
+  receive(seq: number, state: ViewerStateIn): void {
     if (this.sync) this.sync.receive(seq, state);
     else if (!this.pendingShared || seq > this.pendingShared.seq) this.pendingShared = { seq, state };
   }
@@ -195,7 +195,7 @@ export class ViewerPanel {
           return connection.request<{ seq: number }>("viewer:state", wire);
         },
       },
-      { imageCount: (uid) => viewer.imageCount(uid), onError: (err) => console.warn("viewer:state", err) },
+      { imageCount: (uid) => viewer.imageCount(uid), images: (uid) => viewer.imageRefs(uid), onError: (err) => console.warn("viewer:state", err) },
     ));
     this.cleanups.push(() => sync.dispose(), store.onFollowChange(() => this.update()));
     if (this.pendingShared) sync.receive(this.pendingShared.seq, this.pendingShared.state);

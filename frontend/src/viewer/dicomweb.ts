@@ -29,11 +29,19 @@ export interface SeriesInfo {
   instanceCount: number;
 }
 
+/** One image of a stack as the room names it: its instance, and its frame there (from 1). */
+export interface ImageRef {
+  sopUID: string;
+  frame: number;
+}
+
 export interface LoadedSeries {
   series: SeriesInfo;
   imageIds: string[];
   /** The metadata of each image id's instance (same order). */
   instances: DicomJson[];
+  /** The instance and frame of each image id (same order). */
+  refs: ImageRef[];
 }
 
 const TAG = {
@@ -153,6 +161,7 @@ export function sortInstances(instances: DicomJson[]): DicomJson[] {
 export function imageIdsFor(studyUID: string, seriesUID: string, instances: DicomJson[], origin: string) {
   const imageIds: string[] = [];
   const perImage: DicomJson[] = [];
+  const refs: ImageRef[] = [];
   for (const instance of instances) {
     const sop = str(instance, TAG.SOPInstanceUID);
     if (!sop) continue;
@@ -161,9 +170,10 @@ export function imageIdsFor(studyUID: string, seriesUID: string, instances: Dico
     for (let f = 1; f <= frames; f++) {
       imageIds.push(base + f);
       perImage.push(instance);
+      refs.push({ sopUID: sop, frame: f });
     }
   }
-  return { imageIds, perImage };
+  return { imageIds, perImage, refs };
 }
 
 /** WADO-RS series metadata → ordered image ids, one per frame. */
@@ -172,6 +182,6 @@ export async function loadSeries(session: Session, series: SeriesInfo, origin: s
     session,
     `${DICOMWEB_ROOT}/studies/${series.studyUID}/series/${series.seriesUID}/metadata`,
   );
-  const { imageIds, perImage } = imageIdsFor(series.studyUID, series.seriesUID, sortInstances(metadata), origin);
-  return { series, imageIds, instances: perImage };
+  const { imageIds, perImage, refs } = imageIdsFor(series.studyUID, series.seriesUID, sortInstances(metadata), origin);
+  return { series, imageIds, instances: perImage, refs };
 }

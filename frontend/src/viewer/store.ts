@@ -101,6 +101,13 @@ export class ViewerStore {
     return true;
   }
 
+  /** The room's current state read again (same seq): its image found in a series loaded since. */
+  reviseShared(update: SharedState): void {
+    if (this.sharedState?.seq !== update.seq) return;
+    this.sharedState = update;
+    if (this.followingShared && !this.driving) this.set(update.state);
+  }
+
   /** Back to the room's view (the "follow" button). */
   follow(): void {
     this.setFollowing(true);

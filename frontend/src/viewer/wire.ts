@@ -2,9 +2,14 @@
  * The viewer state as the room channel carries it (`viewer:state`, docs/signaling.md, "The
  * synchronized viewer"): one or two viewports (the second compares a prior study), window as
  * centre/width, camera relative to the display, cine, and the measurements in world
- * coordinates (mm) with their frame of reference.
+ * coordinates (mm) with their frame of reference. Each viewport names its image by instance
+ * and frame (`sop_uid`, `frame`), the index only a hint: screens need not sort a series alike.
+ * The types are generated from signaling/schemas.py (../wire/protocol.ts); this file maps
+ * them to and from the viewer's state.
  */
 
+import type { ViewerStateIn, Viewport } from "../wire/protocol";
+import type { ImageRef } from "./dicomweb";
 import {
   DEFAULT_CINE_FPS,
   EMPTY_STATE,
@@ -12,55 +17,30 @@ import {
   reduce,
   type Camera,
   type Measurement,
+  type Point3,
   type ViewerState,
 } from "./state";
 
-export interface WireViewport {
-  study_uid?: string | null;
-  series_uid?: string | null;
-  image_index: number;
-  window_center?: number | null;
-  window_width?: number | null;
-  zoom: number;
-  pan: [number, number];
-  rotation: number;
-  flip_h: boolean;
-  flip_v: boolean;
-  invert: boolean;
-  cine_playing: boolean;
-  cine_fps: number;
-}
+/** The images of a series this screen has loaded, in stack order; null when not loaded. */
+export type SeriesImages = (seriesUID: string) => readonly ImageRef[] | null;
 
-export interface WireMeasurement {
-  id: string;
-  tool: "length" | "angle" | "roi" | "arrow";
-  viewport: number;
-  frame_of_reference_uid?: string | null;
-  points: [number, number, number][];
-  label: string;
-}
-
-export interface WireViewerState {
-  viewports: WireViewport[];
-  active: number;
-  measurements: WireMeasurement[];
-}
-
-export interface SharedWire {
-  seq: number;
-  state: WireViewerState;
-}
+const NO_IMAGES: SeriesImages = () => null;
 
 function wireViewport(
   studyUID: string | null,
   seriesUID: string | null,
   imageIndex: number,
   state: ViewerState | null,
-): WireViewport {
+  images: SeriesImages,
+): Viewport {
   const camera = state?.camera;
+  // The image by its instance and frame; the index is only a hint (another screen's sort).
+  const image = seriesUID ? images(seriesUID)?.[imageIndex] : undefined;
   return {
     study_uid: studyUID,
     series_uid: seriesUID,
+    sop_uid: image?.sopUID ?? null,
+    frame: image?.frame ?? 1,
     image_index: imageIndex,
     window_center: state?.voi?.center ?? null,
     window_width: state?.voi?.width ?? null,
@@ -75,32 +55,38 @@ function wireViewport(
   };
 }
 
-/** What this client sends: the whole state (viewport 0, the compare view as viewport 1). */
-export function toWire(state: ViewerState): WireViewerState {
-  const viewports = [wireViewport(state.studyUID, state.seriesUID, state.imageIndex, state)];
-  if (state.compare) {
-    viewports.push(wireViewport(state.compare.studyUID, state.compare.seriesUID, state.compare.imageIndex, null));
-  }
+/**
+ * What this client sends: the whole state (viewport 0, the compare view as viewport 1), each
+ * image named by its instance and frame when `images` knows its series.
+ */
+export function toWire(state: ViewerState, images: SeriesImages = NO_IMAGES): ViewerStateIn {
+  const main = wireViewport(state.studyUID, state.seriesUID, state.imageIndex, state, images);
+  const c = state.compare;
   return {
-    viewports,
+    viewports: c ? [main, wireViewport(c.studyUID, c.seriesUID, c.imageIndex, null, images)] : [main],
     active: state.compare ? state.active : 0,
-    measurements: state.measurements.map((m) => ({
-      id: m.id,
-      tool: m.tool,
-      viewport: m.viewport,
-      frame_of_reference_uid: m.frameOfReferenceUID,
-      points: m.points.map((p) => [p[0], p[1], p[2]] as [number, number, number]),
-      label: m.label,
-    })),
+    measurements: state.measurements.flatMap((m) => {
+      // The server takes 1-16 points; the state's measurements have them (normalizeMeasurement).
+      const [first, ...rest] = m.points.map((p): Point3 => [p[0], p[1], p[2]]);
+      if (!first) return [];
+      return [{
+        id: m.id,
+        tool: m.tool,
+        viewport: m.viewport,
+        frame_of_reference_uid: m.frameOfReferenceUID,
+        points: [first, ...rest],
+        label: m.label,
+      }];
+    }),
   };
 }
 
-function wireCamera(vp: WireViewport): Camera | null {
-  const fitted =
-    vp.zoom === 1 && vp.pan?.[0] === 0 && vp.pan?.[1] === 0 && !vp.rotation && !vp.flip_h && !vp.flip_v;
+function wireCamera(vp: Viewport): Camera | null {
+  const zoom = vp.zoom ?? 1;
+  const fitted = zoom === 1 && (vp.pan?.[0] ?? 0) === 0 && (vp.pan?.[1] ?? 0) === 0 && !vp.rotation && !vp.flip_h && !vp.flip_v;
   if (fitted) return null;
   return {
-    zoom: vp.zoom,
+    zoom,
     pan: [vp.pan?.[0] ?? 0, vp.pan?.[1] ?? 0],
     rotation: vp.rotation ?? 0,
     flipHorizontal: Boolean(vp.flip_h),
@@ -108,20 +94,37 @@ function wireCamera(vp: WireViewport): Camera | null {
   };
 }
 
-function wireIndex(vp: WireViewport): number {
-  return Number.isFinite(vp.image_index) ? Math.max(0, Math.floor(vp.image_index)) : 0;
+/**
+ * Which image of the stack a viewport shows: the one with its instance and frame when this
+ * screen has the series loaded and finds it there, else the index as sent (a hint).
+ */
+function wireIndex(vp: Viewport, images: SeriesImages): number {
+  const stack = vp.series_uid && vp.sop_uid ? images(vp.series_uid) : null;
+  if (stack) {
+    const frame = vp.frame ?? 1;
+    const found = stack.findIndex((r) => r.sopUID === vp.sop_uid && r.frame === frame);
+    if (found >= 0) return found;
+  }
+  const hint = vp.image_index ?? 0;
+  return Number.isFinite(hint) ? Math.max(0, Math.floor(hint)) : 0;
 }
 
 /**
  * A received state as this viewer's state. `imageCount` is the loaded series' length when
- * the state names the series on screen; otherwise the index is kept as sent and clamped once
- * the series is loaded. Null when there is nothing to show (no series).
+ * the state names the series on screen, and `images` its images, where the viewport's
+ * instance and frame are looked up; otherwise the index is kept as sent and clamped once
+ * the series is loaded (room/sync.ts then looks the image up again). Null when there is
+ * nothing to show (no series).
  */
-export function fromWire(wire: WireViewerState, imageCount: (seriesUID: string) => number | null): ViewerState | null {
+export function fromWire(
+  wire: ViewerStateIn,
+  imageCount: (seriesUID: string) => number | null,
+  images: SeriesImages = NO_IMAGES,
+): ViewerState | null {
   const vp = wire?.viewports?.[0];
   if (!vp || !vp.study_uid || !vp.series_uid) return null;
-  const index = wireIndex(vp);
-  const count = imageCount(vp.series_uid) ?? index + 1;
+  const index = wireIndex(vp, images);
+  const count = imageCount(vp.series_uid) ?? images(vp.series_uid)?.length ?? index + 1;
   let state = reduce(EMPTY_STATE, {
     type: "series",
     studyUID: vp.study_uid,
@@ -142,13 +145,13 @@ export function fromWire(wire: WireViewerState, imageCount: (seriesUID: string) 
   });
   const second = wire.viewports[1];
   if (second?.study_uid && second.series_uid) {
-    const i = wireIndex(second);
+    const i = wireIndex(second, images);
     state = reduce(state, {
       type: "compare",
       compare: {
         studyUID: second.study_uid,
         seriesUID: second.series_uid,
-        imageCount: imageCount(second.series_uid) ?? i + 1,
+        imageCount: imageCount(second.series_uid) ?? images(second.series_uid)?.length ?? i + 1,
         imageIndex: i,
       },
     });

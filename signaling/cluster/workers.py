@@ -3,7 +3,8 @@ the app node that starts it, so that rooms' media spreads over the machine's cor
 app node's own loop (REST, DICOMweb, signaling) never waits behind packet forwarding.
 
 A worker holds no client socket: members reach it through the room's node placement like
-any media node (media_router.py), and it talks to them through the Socket.IO Redis manager.
+any media node (router.py), and it talks to them through a write-only Socket.IO Redis
+manager. It runs only its media (media_node.py): no Socket.IO server, no database.
 A worker also listens on its relay socket, so that a big room received here can spread its
 subscribers over the node's other workers (media/relay_home.py).
 One that dies is started again under the same name; meanwhile its rooms move to another
@@ -19,12 +20,15 @@ import os
 import signal
 import sys
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+import socketio
+from redis.asyncio import Redis
 
 from app.config import Settings
-from app.db.engine import create_engine, session_factory
 
-from .node import RoomNode
+from ..outbox import SocketOutbox
+from ..redis_state import RedisRoomState
+from ..room_state import RoomLimits
+from .media_node import MediaNode
 from .nodes import worker_id
 
 log = logging.getLogger(__name__)
@@ -59,7 +63,7 @@ class WorkerPool:
         env = {**os.environ, "HOICHAN_NODE_ID": worker_id(self._settings.node_id, index)}
         while not self._stopping:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "app.cli", "media-worker", env=env,
+                sys.executable, "-m", "hoichan.cli", "media-worker", env=env,
                 preexec_fn=_die_with_parent)
             self._procs[index] = proc
             code = await proc.wait()
@@ -87,18 +91,24 @@ class WorkerPool:
 
 async def run_worker(settings: Settings) -> None:
     """The worker process's life: serve rooms' media until SIGTERM, then drain."""
-    engine: AsyncEngine = create_engine(settings.database_url)
-    node = RoomNode(settings, session_factory(engine), carries_media=True,
-                    serves_clients=False)
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    state = RedisRoomState(redis, settings.redis_prefix, RoomLimits(
+        settings.room_max_publishers, settings.room_max_observers))
+    manager = socketio.AsyncRedisManager(
+        settings.redis_url, channel=f"{settings.redis_prefix}:socketio", write_only=True)
+    node = MediaNode(settings, state, SocketOutbox(manager, state), redis,
+                     carries_media=True, relays=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await node.start()
+    await node.recover()
+    node.run()
     log.info("media worker %s serving", settings.node_id)
     try:
         await stop.wait()
         await node.drain()
     finally:
         await node.stop()
-        await engine.dispose()
+        await redis.aclose()

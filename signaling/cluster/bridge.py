@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-from app.db.models import RoomRole
+from app.roles import RoomRole
 from media import (
     ForwardingDecision,
     IceCandidate,
@@ -30,15 +30,10 @@ from media.relay_edge import RoomMirror
 from media.relay_home import RelayServer
 from media.room import RoomStats
 
-from . import errors
-from .errors import SignalingError
-from .hub import Ctx, Hub
-from .permissions import Action, require
-from .room_state import Member
-from .schemas import Empty, Ice, Publish, SubscribeAnswer
-
-if TYPE_CHECKING:
-    from .media_router import MediaRouter
+from .. import errors
+from ..errors import SignalingError
+from ..ports import Outbox, PeerConnection
+from ..room_state import Member, RoomState
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +75,17 @@ class MediaBridge:
     from room state, so a request forwarded from another node (multi-node) is served the
     same way as a local one.
 
-    A room spread over SFU workers (media_router.py) is a *home* room in the worker that
+    A room spread over SFU workers (router.py) is a *home* room in the worker that
     receives its publishers and a *mirror* room in each other worker carrying some of its
     subscribers, fed from the home over ``relay`` (media/relay_home.py); ``relay_address``
     names a worker's relay socket.
     """
 
-    def __init__(self, hub: Hub, config: SfuConfig | None = None, *,
+    def __init__(self, state: RoomState, outbox: Outbox, config: SfuConfig | None = None, *,
                  relay: RelayServer | None = None,
                  relay_address: Callable[[str], str] | None = None) -> None:
-        self._hub = hub
+        self._state = state
+        self._outbox = outbox
         self._config = config or SfuConfig()
         self._relay = relay
         self._relay_address = relay_address
@@ -131,16 +127,16 @@ class MediaBridge:
             room = Room(
                 str(room_id), self._config,
                 on_negotiation_needed=lambda pid: self._negotiation_needed(room_id, pid),
-                on_connection_state=lambda pid, pc, state: self._hub.emit_member(
+                on_connection_state=lambda pid, pc, state: self._outbox.emit_member(
                     room_id, pid, "media:connection_state", {"pc": pc, "state": state}),
-                on_forwarding_changed=lambda d: self._hub.emit_member(
+                on_forwarding_changed=lambda d: self._outbox.emit_member(
                     room_id, d.subscriber_id, "media:forwarding", forwarding_payload(d)),
             )
             self._rooms[room_id] = room
         return room
 
     async def _member(self, room_id: int, participant_id: str) -> Member:
-        member = await self._hub.state.member(room_id, participant_id)
+        member = await self._state.member(room_id, participant_id)
         if member is None:
             raise SignalingError(errors.NOT_FOUND, f"no participant {participant_id!r} "
                                  "in this room")
@@ -201,7 +197,7 @@ class MediaBridge:
         room = self._rooms.get(room_id)
         if room is None:
             return
-        presenter = next((m.participant_id for m in await self._hub.state.members(room_id)
+        presenter = next((m.participant_id for m in await self._state.members(room_id)
                           if m.admitted and m.role is RoomRole.presenter
                           and m.participant_id in room.participant_ids), None)
         if room.presenter != presenter:
@@ -228,7 +224,7 @@ class MediaBridge:
         if member.sid is None or (gone_node and member.node == gone_node):
             self._missed_resets[(room_id, participant_id)] = reason
             return
-        await self._hub.emit_to(member.sid, "media:reset",
+        await self._outbox.emit_to(member.sid, "media:reset",
                                 {"reason": reason, "can_publish": member.publishes})
 
     async def resumed(self, room_id: int, participant_id: str) -> None:
@@ -236,7 +232,7 @@ class MediaBridge:
         reason = self._missed_resets.pop(key, None)
         if reason is not None:
             member = await self._member(room_id, participant_id)
-            await self._hub.emit_to(member.sid, "media:reset",
+            await self._outbox.emit_to(member.sid, "media:reset",
                                     {"reason": reason, "can_publish": member.publishes})
             return
         room = self._rooms.get(room_id)
@@ -248,7 +244,7 @@ class MediaBridge:
             # again, which the client answers (again). Changes since follow its answer.
             self._pending.discard(key)
             member = await self._member(room_id, participant_id)
-            await self._hub.emit_to(member.sid, "media:subscribe_offer", offer_payload(offer))
+            await self._outbox.emit_to(member.sid, "media:subscribe_offer", offer_payload(offer))
             return
         if key in self._pending:
             self._pending.discard(key)
@@ -292,7 +288,7 @@ class MediaBridge:
         key = (room_id, participant_id)
         if key not in self._subscribing:
             return
-        member = await self._hub.state.member(room_id, participant_id)
+        member = await self._state.member(room_id, participant_id)
         if member is None:
             return
         if member.sid is None:
@@ -312,7 +308,7 @@ class MediaBridge:
             return
         # The socket is read again: the member may have resumed on another one while the
         # offer was made. Away now, the offer stays outstanding and is sent on resume.
-        await self._hub.emit_member(room_id, participant_id, "media:subscribe_offer",
+        await self._outbox.emit_member(room_id, participant_id, "media:subscribe_offer",
                                     offer_payload(offer))
 
     # -- a member's media events ---------------------------------------------------
@@ -354,7 +350,7 @@ class MediaBridge:
             raise as_signaling_error(exc) from None
         return {"ok": True}
 
-    async def ice(self, room_id: int, participant_id: str, pc: Literal["publish", "subscribe"],
+    async def ice(self, room_id: int, participant_id: str, pc: PeerConnection,
                   candidate: dict[str, Any] | None) -> dict[str, Any]:
         room = self._member_room(room_id, participant_id)
         ice = None
@@ -374,44 +370,3 @@ class MediaBridge:
         await self.add(room_id, participant_id, receives)
         member = await self._member(room_id, participant_id)
         return {"ok": True, "can_publish": member.publishes}
-
-
-# -- the client events: checked here, served by the node carrying the room's media ----
-
-def _media(ctx: Ctx) -> MediaBridge | MediaRouter:
-    if ctx.hub.media is None:
-        raise SignalingError(errors.MEDIA_ERROR, "media is not enabled on this server")
-    return ctx.hub.media
-
-
-async def publish(ctx: Ctx, p: Publish) -> dict[str, Any]:
-    result: dict[str, Any] = await _media(ctx).publish(
-        ctx.room_id, ctx.member.participant_id, p.sdp)
-    return result
-
-
-async def subscribe(ctx: Ctx, _: Empty) -> dict[str, Any]:
-    result: dict[str, Any] = await _media(ctx).subscribe(
-        ctx.room_id, ctx.member.participant_id)
-    return result
-
-
-async def subscribe_answer(ctx: Ctx, p: SubscribeAnswer) -> dict[str, Any]:
-    result: dict[str, Any] = await _media(ctx).subscribe_answer(
-        ctx.room_id, ctx.member.participant_id, p.sdp, p.version)
-    return result
-
-
-async def ice(ctx: Ctx, p: Ice) -> dict[str, Any]:
-    if p.pc == "publish":
-        require(ctx.member, Action.PUBLISH)
-    candidate = p.candidate.model_dump() if p.candidate is not None else None
-    result: dict[str, Any] = await _media(ctx).ice(
-        ctx.room_id, ctx.member.participant_id, p.pc, candidate)
-    return result
-
-
-async def restart(ctx: Ctx, _: Empty) -> dict[str, Any]:
-    result: dict[str, Any] = await _media(ctx).restart(
-        ctx.room_id, ctx.member.participant_id)
-    return result

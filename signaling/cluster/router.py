@@ -18,17 +18,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, Literal, overload
+from collections.abc import Awaitable, Callable
+from typing import Any, overload
 
 from redis.asyncio import Redis
 
-from . import errors
-from .errors import SignalingError
-from .hub import Hub
-from .media_bridge import MediaBridge
+from .. import errors
+from ..errors import SignalingError
+from ..ports import PeerConnection
+from ..room_state import RoomState
+from .bridge import MediaBridge
 from .node_rpc import NodeGone, NodeRpc
 from .nodes import NodeRegistry
-from .stats import media_figures
 from .subscriber_nodes import SubscriberNodes
 
 log = logging.getLogger(__name__)
@@ -44,13 +45,16 @@ MEDIA_NODE_WAIT_S = 10.0
 
 
 class MediaRouter:
-    def __init__(self, hub: Hub, local: MediaBridge, nodes: NodeRegistry, redis: Redis,
-                 prefix: str) -> None:
-        self._hub = hub
+    def __init__(self, local: MediaBridge, state: RoomState, nodes: NodeRegistry, redis: Redis,
+                 prefix: str, *, home_subscribers: int,
+                 figures: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        """``figures``: this process's media figures, which another node asks for its
+        /metrics (stats.media_figures)."""
         self._local = local
+        self._state = state
+        self._figures = figures
         self.nodes = nodes
-        self.subscribers = SubscriberNodes(redis, prefix, nodes,
-                                           hub.settings.room_home_subscribers)
+        self.subscribers = SubscriberNodes(redis, prefix, nodes, home_subscribers)
         self._rpc = NodeRpc(redis, prefix, nodes.node_id, self._serve)
 
     async def start(self) -> None:
@@ -61,7 +65,7 @@ class MediaRouter:
 
     async def _serve(self, method: str, args: list[Any]) -> Any:
         if method == "figures":
-            return await media_figures(self._hub)
+            return await self._figures()
         if method == "adopt":
             return await self.adopt(*args)
         if method not in _SERVED:
@@ -130,7 +134,7 @@ class MediaRouter:
         await self.subscribers.forget_room(room_id)
         for node in set(away.values()):
             await self._on_live(node, "close_room", [room_id])
-        for member in await self._hub.state.members(room_id):
+        for member in await self._state.members(room_id):
             if member.admitted:
                 await self.reset(room_id, member.participant_id, reason, gone_node)
 
@@ -209,7 +213,7 @@ class MediaRouter:
     async def release_subscribers(self, node_id: str, reason: str) -> None:
         """This node leaves (draining) or came back without its connections (restarted):
         the members whose subscribe connection it carried rebuild their media elsewhere."""
-        for room_id in await self._hub.state.rooms():
+        for room_id in await self._state.rooms():
             for participant_id, node in (await self.subscribers.away(room_id)).items():
                 if node == node_id:
                     await self.reset(room_id, participant_id, reason, node_id)
@@ -288,7 +292,7 @@ class MediaRouter:
                                                              "subscribe_answer", sdp, version)
         return result
 
-    async def ice(self, room_id: int, participant_id: str, pc: Literal["publish", "subscribe"],
+    async def ice(self, room_id: int, participant_id: str, pc: PeerConnection,
                   candidate: dict[str, Any] | None) -> dict[str, Any]:
         if pc == "subscribe":
             result: dict[str, Any] = await self._call_subscriber(

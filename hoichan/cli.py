@@ -45,7 +45,7 @@ SHUTDOWN_TIMEOUT_S = 10.0
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from app.server import create_app
+    from hoichan.server import create_app
 
     startup.check_schema(settings)
     startup.check_frontend()
@@ -190,7 +190,7 @@ def _log_to_stderr() -> None:
 
 def cmd_media_worker(settings: Settings, args: argparse.Namespace) -> int:
     """Started by `hoichan serve` (HOICHAN_MEDIA_WORKERS), not by hand."""
-    from signaling.workers import run_worker
+    from signaling.cluster.workers import run_worker
 
     if not settings.redis_url:
         print("a media worker needs HOICHAN_REDIS_URL", file=sys.stderr)

@@ -1,5 +1,5 @@
 """Where each member's subscribe connection is, for rooms spread over a node's SFU workers
-(media_router.py): one Redis hash per room, participant id → worker.
+(router.py): one Redis hash per room, participant id → worker.
 
 A room's first ``home_subscribers`` subscribe connections stay in its home worker (the one
 receiving its publishers: no relay cost for small rooms); each later one goes to the live,

@@ -12,7 +12,9 @@ from typing import Any
 
 from media.room import RoomStats
 
-from .hub import Hub
+from ..ports import Outbox
+from ..room_state import RoomState
+from .bridge import MediaBridge
 
 log = logging.getLogger(__name__)
 
@@ -58,21 +60,21 @@ def summarize(raw: RoomStats) -> dict[str, dict[str, Any]]:
     return people
 
 
-async def media_figures(hub: Hub) -> dict[str, Any]:
+async def media_figures(bridge: MediaBridge, state: RoomState,
+                        latest: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """What /metrics shows of this process's SFU: the rooms whose media it carries, their
     members, its streams (from the latest stats round) and its CPU and memory. Plain data,
-    so a worker can send it to its node."""
+    so a worker can send it to its node. ``latest``: StatsCollector.latest."""
     members: Counter[tuple[str, str, str]] = Counter()
     rooms = 0
-    room_ids = hub.bridge.room_ids() if hub.bridge is not None else []
-    for room_id in room_ids:
-        in_room = await hub.state.members(room_id)
+    for room_id in bridge.room_ids():
+        in_room = await state.members(room_id)
         rooms += bool(in_room)
         for m in in_room:
             members[(m.role.value, "connected" if m.connected else "reconnecting",
                      "admitted" if m.admitted else "lobby")] += 1
-    raws = [room["raw"] for room in hub.stats.latest.values()] if hub.stats else []
-    mirrors, dropped = hub.bridge.relay_figures() if hub.bridge is not None else (0, 0)
+    raws = [room["raw"] for room in latest.values()]
+    mirrors, dropped = bridge.relay_figures()
     with open("/proc/self/statm") as statm:  # noqa: ASYNC230 - procfs answers at once
         rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     return {
@@ -92,16 +94,15 @@ async def media_figures(hub: Hub) -> dict[str, Any]:
 
 
 class StatsCollector:
-    def __init__(self, hub: Hub, interval: float) -> None:
-        self._hub = hub
+    def __init__(self, bridge: MediaBridge, outbox: Outbox, interval: float) -> None:
+        self._bridge = bridge
+        self._outbox = outbox
         self._interval = interval
         #: room id → {"at": unix time, "participants": summary, "raw": SFU stats}
         self.latest: dict[int, dict[str, Any]] = {}
 
     async def collect_once(self) -> None:
-        bridge = self._hub.bridge
-        if bridge is None:
-            return
+        bridge = self._bridge
         await bridge.report_mirrors()
         live = set(bridge.room_ids())
         for room_id in list(self.latest):
@@ -113,7 +114,7 @@ class StatsCollector:
                 continue
             summary = summarize(raw)
             self.latest[room_id] = {"at": time.time(), "participants": summary, "raw": raw}
-            await self._hub.broadcast(room_id, "stats", {
+            await self._outbox.broadcast(room_id, "stats", {
                 "interval_s": self._interval, "participants": summary})
 
     async def run(self) -> None:

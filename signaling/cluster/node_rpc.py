@@ -18,8 +18,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from . import errors
-from .errors import SignalingError
+from .. import errors
+from ..errors import SignalingError
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,224 @@
+import { beforeEach, describe, expect, it } from "vitest";
+
+import {
+  canEdit, isNewer, minutesErrorText, missingLabel, MinutesPanel, emptyContent, pdfPath, signState,
+  type Minutes,
+} from "../src/room/minutes";
+import { ApiError, type Session } from "../src/session";
+import { FakeElement, installFakeDom } from "./fakeDom";
+
+const CHAIR = { userId: 1, isChair: true };
+const SECRETARY = { userId: 2, isChair: false };
+const OTHER = { userId: 3, isChair: false };
+
+function minutes(over: Partial<Minutes> = {}): Minutes {
+  return {
+    consultation_id: 7, version: 1, status: "draft", revision: 1,
+    content: { ...emptyContent(), reason: "Khối u phổi phải" },
+    secretary: { id: 2, name: "BS. Trần Thị Bình" }, attendees: [], signoffs: [],
+    missing: ["diagnosis_before", "questions"], amendment_reason: "",
+    created_at: "2026-12-03T08:00:00Z", updated_at: "2026-12-03T08:05:00Z", signed_at: null,
+    versions: [1], ...over,
+  };
+}
+
+const signoff = (role: "chair" | "secretary") => ({
+  role, user: { id: role === "chair" ? 1 : 2, name: role }, signed_at: "2026-12-03T09:00:00Z", content_sha256: "ab",
+});
+
+describe("who may do what", () => {
+  it("the chair starts the minutes; the chair and the secretary edit a draft nobody signed", () => {
+    expect(canEdit(null, CHAIR)).toBe(true);
+    expect(canEdit(null, SECRETARY)).toBe(false);
+    expect(canEdit(minutes(), CHAIR)).toBe(true);
+    expect(canEdit(minutes(), SECRETARY)).toBe(true);
+    expect(canEdit(minutes(), OTHER)).toBe(false);
+    expect(canEdit(minutes({ signoffs: [signoff("chair")] }), SECRETARY)).toBe(false);
+    expect(canEdit(minutes({ status: "signed" }), CHAIR)).toBe(false);
+  });
+
+  it("signing waits for the missing fields, once per role", () => {
+    expect(signState(minutes(), CHAIR)).toEqual({ can: false, signed: false, missing: ["diagnosis_before", "questions"] });
+    expect(signState(minutes({ missing: [] }), SECRETARY)).toEqual({ can: true, signed: false, missing: [] });
+    expect(signState(minutes({ missing: [], signoffs: [signoff("chair")] }), CHAIR)?.signed).toBe(true);
+    expect(signState(minutes({ missing: [] }), OTHER)).toBeNull();
+    expect(signState(minutes({ status: "signed" }), CHAIR)).toBeNull();
+  });
+});
+
+describe("live updates", () => {
+  it("take later versions and revisions, ignore older ones", () => {
+    const m = minutes({ revision: 3 });
+    expect(isNewer(null, m)).toBe(true);
+    expect(isNewer(m, minutes({ revision: 4 }))).toBe(true);
+    expect(isNewer(m, minutes({ revision: 2 }))).toBe(false);
+    expect(isNewer(m, minutes({ version: 2, revision: 1 }))).toBe(true);
+    expect(isNewer(minutes({ version: 2 }), m)).toBe(false);
+    expect(isNewer(m, minutes({ revision: 3, signoffs: [signoff("chair")] }))).toBe(true);
+  });
+});
+
+describe("words", () => {
+  it("name the missing fields and each refusal", () => {
+    expect(missingLabel("diagnosis_after")).toBe("Diagnosis after the consultation");
+    expect(missingLabel("questions[1].conclusion")).toBe("The conclusion of question 2");
+    expect(minutesErrorText(new ApiError(409, "stale_revision", "x"))).toMatch(/Someone else changed/);
+    expect(minutesErrorText(new ApiError(422, "incomplete", "x", undefined, { missing: ["reason", "secretary"] })))
+      .toBe("Cannot be signed yet; missing: Reason for the consultation, Secretary");
+    expect(minutesErrorText(new ApiError(422, "observer_as_secretary", "x"))).toBe("An observer cannot be the secretary.");
+    expect(minutesErrorText(new ApiError(409, "already_signed", "x"))).toBe("You signed this version.");
+  });
+
+  it("the PDF is asked in the UI's language", () => {
+    expect(pdfPath(7, 2, "vi")).toBe("/api/consultations/7/minutes/pdf?version=2&language=vi");
+  });
+});
+
+/** The session's REST calls, answered from a queue. */
+class FakeSession {
+  readonly calls: { path: string; method: string; json?: unknown }[] = [];
+  readonly answers: (unknown | Error)[] = [];
+
+  async json<T>(path: string, init: { method?: string; json?: unknown } = {}): Promise<T> {
+    this.calls.push({ path, method: init.method ?? "GET", json: init.json });
+    const answer = this.answers.shift();
+    if (answer instanceof Error) throw answer;
+    return answer as T;
+  }
+
+  async fetch(path: string): Promise<Response> {
+    this.calls.push({ path, method: "GET" });
+    return { ok: true, status: 200, statusText: "OK", blob: async () => "PDF" } as unknown as Response;
+  }
+}
+
+function find(root: FakeElement, testid: string): FakeElement | undefined {
+  return root.all().find((e) => e.dataset.testid === testid);
+}
+
+describe("the panel", () => {
+  let session: FakeSession;
+  let panel: MinutesPanel;
+  const downloads: string[] = [];
+
+  beforeEach(() => {
+    installFakeDom();
+    session = new FakeSession();
+    downloads.length = 0;
+    panel = new MinutesPanel({
+      session: session as unknown as Session, consultationId: 7,
+      candidates: () => [{ user_id: 1, name: "chair" }, { user_id: 2, name: "BS. Trần Thị Bình" }],
+      download: (_blob, name) => downloads.push(name),
+    });
+  });
+
+  const el = () => panel.el as unknown as FakeElement;
+
+  it("lets the chair start the minutes (no revision), then saves with the revision loaded", async () => {
+    panel.setViewer(CHAIR);
+    session.answers.push(new ApiError(404, "not_found", "minutes"));
+    await panel.load();
+    const reason = find(el(), "minutes-reason")!;
+    reason.value = "Khối u phổi phải";
+    reason.fire("input");
+    session.answers.push(minutes({ revision: 1 }));
+    await panel.save();
+    expect(session.calls[1]).toMatchObject({ method: "PUT", path: "/api/consultations/7/minutes" });
+    expect(session.calls[1].json).toEqual({ content: { ...emptyContent(), reason: "Khối u phổi phải" } });
+    session.answers.push(minutes({ revision: 2 }));
+    await panel.save();
+    expect((session.calls[2].json as { revision: number }).revision).toBe(1);
+    // The secretary is chosen among the others.
+    const select = find(el(), "minutes-secretary-select")!;
+    expect(select.children.map((o) => (o as FakeElement).text())).toEqual(["— Choose the secretary —", "BS. Trần Thị Bình"]);
+  });
+
+  it("shows others the text read-only, following minutes:updated", async () => {
+    panel.setViewer(OTHER);
+    session.answers.push(minutes());
+    await panel.load();
+    expect(find(el(), "minutes-form")).toBeUndefined();
+    expect(find(el(), "minutes-view-reason")!.text()).toBe("Khối u phổi phải");
+    panel.receive(minutes({ revision: 2, content: { ...emptyContent(), reason: "U phổi phải, nghi ác tính" } }));
+    expect(find(el(), "minutes-view-reason")!.text()).toBe("U phổi phải, nghi ác tính");
+    panel.receive(minutes({ revision: 1 }));
+    expect(find(el(), "minutes-view-reason")!.text()).toBe("U phổi phải, nghi ác tính");
+    expect(find(el(), "minutes-sign")).toBeUndefined();
+  });
+
+  it("keeps the editor's unsaved typing when someone else saves, and says so", async () => {
+    panel.setViewer(SECRETARY);
+    session.answers.push(minutes());
+    await panel.load();
+    const reason = find(el(), "minutes-reason")!;
+    reason.value = "đang viết";
+    reason.fire("input");
+    panel.receive(minutes({ revision: 2 }));
+    expect(find(el(), "minutes-changed")).toBeDefined();
+    expect(find(el(), "minutes-reason")!.value).toBe("đang viết");
+  });
+
+  it("on stale_revision, says someone else changed it and reloads theirs", async () => {
+    panel.setViewer(SECRETARY);
+    session.answers.push(minutes());
+    await panel.load();
+    session.answers.push(new ApiError(409, "stale_revision", "changed", undefined, { revision: 2 }));
+    session.answers.push(minutes({ revision: 2, content: { ...emptyContent(), reason: "của người khác" } }));
+    await panel.save();
+    expect(session.calls.map((c) => c.method)).toEqual(["GET", "PUT", "GET"]);
+    expect(find(el(), "minutes-error")!.text()).toMatch(/Someone else changed the minutes/);
+    expect(find(el(), "minutes-reason")!.value).toBe("của người khác");
+  });
+
+  it("disables signing while fields are missing, lists them, then signs with the revision", async () => {
+    panel.setViewer(CHAIR);
+    session.answers.push(minutes());
+    await panel.load();
+    expect((find(el(), "minutes-sign") as unknown as { disabled: boolean }).disabled).toBe(true);
+    expect(find(el(), "minutes-missing")!.text()).toContain("Diagnosis before the consultation");
+    panel.receive(minutes({ revision: 5, missing: [] }));
+    expect((find(el(), "minutes-sign") as unknown as { disabled: boolean }).disabled).toBe(false);
+    session.answers.push(minutes({ revision: 5, missing: [], signoffs: [signoff("chair")] }));
+    await panel.sign();
+    expect(session.calls.at(-1)).toEqual({ path: "/api/consultations/7/minutes/sign", method: "POST", json: { revision: 5 } });
+    expect(find(el(), "minutes-signoff-chair")!.dataset.signed).toBe("yes");
+    expect(find(el(), "minutes-form")).toBeUndefined();
+  });
+
+  it("lets the chair amend a signed version with a reason; everyone downloads the PDF", async () => {
+    panel.setViewer(CHAIR);
+    session.answers.push(minutes({ status: "signed", missing: [], signoffs: [signoff("chair"), signoff("secretary")] }));
+    await panel.load();
+    expect(find(el(), "minutes-state")!.dataset.status).toBe("signed");
+    session.answers.push(minutes({ version: 2, versions: [1, 2], amendment_reason: "bổ sung" }));
+    await panel.amend("bổ sung");
+    expect(session.calls.at(-1)).toEqual({ path: "/api/consultations/7/minutes/amend", method: "POST", json: { reason: "bổ sung" } });
+    expect(find(el(), "minutes-version")!.dataset.version).toBe("2");
+    await panel.downloadPdf();
+    expect(session.calls.at(-1)!.path).toBe("/api/consultations/7/minutes/pdf?version=2&language=en");
+    expect(downloads).toEqual(["bien-ban-hoi-chan-7-v2.pdf"]);
+  });
+
+  it("folded asks nothing; opening loads, and minutes:updated opens it", async () => {
+    expect(session.calls).toEqual([]);
+    const content = find(el(), "minutes-content")!;
+    expect(content.hidden).toBe(true);
+    panel.receive(minutes());
+    expect(content.hidden).toBe(false);
+    expect(session.calls).toEqual([]);
+    expect(find(el(), "minutes-view-reason")!.text()).toBe("Khối u phổi phải");
+  });
+
+  it("opens an older version read-only", async () => {
+    panel.setViewer(CHAIR);
+    session.answers.push(minutes({ version: 2, versions: [1, 2] }));
+    await panel.load();
+    session.answers.push(minutes({ version: 1, status: "signed", versions: [1, 2] }));
+    await panel.open(1);
+    expect(session.calls.at(-1)!.path).toBe("/api/consultations/7/minutes/versions/1");
+    expect(find(el(), "minutes-form")).toBeUndefined();
+    expect(find(el(), "minutes-latest")).toBeDefined();
+    await panel.open(2);
+    expect(find(el(), "minutes-form")).toBeDefined();
+  });
+});
