@@ -15,7 +15,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.app_process import accepts, stop_process
+from tests.app_process import accepts
 from tests.waiting import poll_blocking
 
 ORTHANC = "/usr/sbin/Orthanc"
@@ -40,7 +40,10 @@ class Orthanc:
         return f"http://127.0.0.1:{self.http_port}"
 
     def stop(self) -> None:
-        stop_process(self.process)
+        # Its storage goes with the test, so nothing needs a clean shutdown, which takes
+        # Orthanc 3.5 s (about 1.5 min of the suite).
+        self.process.kill()
+        self.process.wait()
 
     async def upload(self, data: bytes) -> str:
         async with (aiohttp.ClientSession() as http,

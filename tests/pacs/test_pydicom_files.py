@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +233,16 @@ async def _served(client: Any, auth: dict[str, str], file: PushedFile, accept: s
     return types.pop(), meta, served
 
 
+@lru_cache(maxsize=1)
+def _raw_frames(path: str, syntax: UID) -> tuple[np.ndarray, ...]:
+    """pydicom's decoding of each frame as stored (no colour conversion). One file at a time
+    is kept: its encodings are checked one after another."""
+    source = pydicom.dcmread(path)
+    decoder = get_decoder(syntax)
+    return tuple(decoder.as_array(source, index=index, raw=True)[0]
+                 for index in range(int(source.get("NumberOfFrames") or 1)))
+
+
 async def _check_encoded(client: Any, auth: dict[str, str], file: PushedFile,
                          original: PushedFile, syntax: str) -> str | None:
     """What is wrong with the frames of ``file`` served in ``syntax``, or None."""
@@ -242,11 +252,8 @@ async def _check_encoded(client: Any, auth: dict[str, str], file: PushedFile,
     part_type, meta, served = got
     if not part_type.endswith(f"; transfer-syntax={syntax}"):
         return f"asked {syntax}, the part says {part_type}"
-    source = pydicom.dcmread(original.path)
-    decoder = get_decoder(original.transfer_syntax)
-    for index in range(len(served)):
-        expected, _ = decoder.as_array(source, index=index, raw=True)
-        attributes = {k: _meta_value(meta, k) for k in IMAGE_PIXEL}
+    attributes = {k: _meta_value(meta, k) for k in IMAGE_PIXEL}
+    for index, expected in enumerate(_raw_frames(original.path, original.transfer_syntax)):
         if not np.array_equal(decode_served(attributes, syntax, served[index]), expected):
             return f"frame {index + 1} in {syntax} differs from pydicom's decoding"
     return None
