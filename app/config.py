@@ -176,7 +176,7 @@ def _data_dir(raw: str) -> Path:
     login is no time to find out that they cannot."""
     path = Path(raw).resolve()
     steps: list[tuple[str, Callable[[], object]]] = [
-        ("create", lambda: path.mkdir(parents=True, exist_ok=True)),
+        ("create", lambda: path.mkdir(mode=0o700, parents=True, exist_ok=True)),
         ("read", lambda: os.listdir(path)),
         ("write to", lambda: tempfile.TemporaryFile(dir=path).close()),
     ]

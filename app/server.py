@@ -22,6 +22,7 @@ from app.metrics import setup_metrics
 from app.pacs.imports import setup_imports
 from app.pacs.setup import setup_pacs
 from app.proxy import forwarded_middleware
+from app.security_headers import setup_security_headers
 from app.web import setup_web
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -41,6 +42,7 @@ def create_app(settings: Settings, extensions: Sequence[Extension] = ()) -> web.
     app[SESSIONS] = session_factory(engine)
     app[READ_SESSIONS] = read_session_factory(engine)
     setup_audit_windows(app)
+    setup_security_headers(app)
     routes.install(app)
     setup_pacs(app)
     setup_imports(app)

@@ -67,7 +67,7 @@ class Staging:
         store.make_dirs([base])
         while True:
             directory = base / f"{os.getpid()}-{secrets.token_hex(4)}"
-            directory.mkdir()
+            directory.mkdir(mode=0o700)
             fd = _lock(directory)
             if fd is not None:
                 break

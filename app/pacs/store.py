@@ -43,7 +43,7 @@ def make_dirs(directories: Iterable[Path]) -> None:
             missing.append(directory)
             directory = directory.parent
         for folder in reversed(missing):
-            folder.mkdir(exist_ok=True)
+            folder.mkdir(mode=0o700, exist_ok=True)
             parents.add(folder.parent)
     sync_dirs(parents)
 
@@ -51,7 +51,7 @@ def make_dirs(directories: Iterable[Path]) -> None:
 def write_new(path: Path, data: bytes) -> None:
     """Create ``path`` (it must not exist) holding ``data``, fsynced; on any failure (a full
     disk fails the write or the fsync) it is removed again."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         try:
             view = memoryview(data)

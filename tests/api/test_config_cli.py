@@ -434,3 +434,14 @@ def test_serve_answers_healthz_with_app_and_schema_versions(seeded):
         log.close()
     assert health == {"status": "ok", "app_version": __version__,
                       "schema_version": head_revision()}
+
+
+def test_the_data_dir_is_the_server_users_alone(seeded):
+    # The database, the DICOM store and the secrets hold patients and keys: nothing of the
+    # data dir may be readable by another local account, whatever the umask.
+    data, _ = seeded
+    found = {p: stat.S_IMODE(p.stat().st_mode) for p in [data, *data.rglob("*")]}
+    assert any(p.suffix == ".dcm" or "dicom" in str(p) for p in found), sorted(found)
+    loose = {str(p.relative_to(data)): oct(mode) for p, mode in found.items()
+             if mode != (0o700 if p.is_dir() else 0o600)}
+    assert not loose, loose
