@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.auth.throttle import LoginThrottle
 from app.config import Settings
 from app.dicomweb.metadata_cache import MetadataCache
 from app.pacs.frame_index import FrameIndexes
@@ -28,3 +29,5 @@ FRAME_INDEXES = web.AppKey("frame_indexes", FrameIndexes)
 READ_CACHE = web.AppKey("read_cache", ReadCache)
 # Instances' WADO-RS metadata as JSON text (app/dicomweb/metadata_cache.py).
 METADATA_CACHE = web.AppKey("metadata_cache", MetadataCache)
+# Failed logins per account and address (app/auth/throttle.py).
+LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)

@@ -31,13 +31,15 @@ STATUS_CODES = {
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str, *, code: str | None = None,
-                 field: str | None = None, extra: dict[str, Any] | None = None) -> None:
+                 field: str | None = None, extra: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code or STATUS_CODES.get(status, "error")
         self.message = message
         self.field = field
         self.extra = extra or {}
+        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message, **self.extra}
@@ -83,8 +85,8 @@ def from_validation(exc: ValidationError) -> ApiError:
 
 
 def error_response(err: ApiError) -> web.Response:
-    headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
-    return web.json_response(err.body(), status=err.status, headers=headers)
+    headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else {}
+    return web.json_response(err.body(), status=err.status, headers={**headers, **err.headers})
 
 
 @web.middleware

@@ -11,8 +11,9 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from app.api import routes
-from app.appkeys import ENGINE, READ_SESSIONS, SESSIONS, SETTINGS
+from app.appkeys import ENGINE, LOGIN_THROTTLE, READ_SESSIONS, SESSIONS, SETTINGS
 from app.audit_windows import setup_audit_windows
+from app.auth.throttle import LoginThrottle, MemoryCounts, RedisCounts
 from app.compression import compression_middleware
 from app.config import Settings
 from app.db.engine import create_engine, read_session_factory, session_factory
@@ -42,6 +43,9 @@ def create_app(settings: Settings, extensions: Sequence[Extension] = ()) -> web.
     app[SESSIONS] = session_factory(engine)
     app[READ_SESSIONS] = read_session_factory(engine)
     setup_audit_windows(app)
+    counts = (RedisCounts(settings.redis_url, settings.redis_prefix) if settings.redis_url
+              else MemoryCounts())
+    app[LOGIN_THROTTLE] = LoginThrottle(counts)
     setup_security_headers(app)
     routes.install(app)
     setup_pacs(app)
@@ -54,6 +58,7 @@ def create_app(settings: Settings, extensions: Sequence[Extension] = ()) -> web.
 
     async def dispose_engine(_: web.Application) -> None:
         await engine.dispose()
+        await counts.close()
 
     app.on_cleanup.append(dispose_engine)
     return app

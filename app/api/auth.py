@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -11,6 +12,7 @@ from app import audit
 from app.api.people import UserOut
 from app.api.routing import ANY_USER, PUBLIC, Api, Body, Ctx, Out
 from app.api.schemas import Email, Password
+from app.appkeys import LOGIN_THROTTLE
 from app.auth import passwords, tokens
 from app.db.models import RefreshToken, User
 from app.db.types import utcnow
@@ -59,13 +61,29 @@ async def _issue(session: AsyncSession, ctx: Ctx, user: User, family_id: str | N
 
 
 @api.route("POST", "/api/auth/login", summary="Log in with e-mail and password", tag="auth",
-           roles=PUBLIC, body=LoginIn, response=TokenOut, errors=(401,))
+           roles=PUBLIC, body=LoginIn, response=TokenOut, errors=(401, 429))
 async def login(ctx: Ctx, body: LoginIn) -> TokenOut:
     """Gives a short-lived access JWT and a refresh token. Failures are audited and answer
-    the same whether the account is unknown, disabled or the password wrong."""
+    the same whether the account is unknown, disabled or the password wrong. After a few
+    failures for an account (or many from one address) attempts must wait, growing, then
+    the account is locked for 15 minutes: 429 with Retry-After, the password unread."""
+    throttle = ctx.request.app[LOGIN_THROTTLE]
+    refusal = await throttle.check(body.email, ctx.client_addr)
+    if refusal is not None:
+        async with ctx.sessions.begin() as session:
+            audit.record(session, "auth.login", actor=None, actor_email=body.email,
+                         outcome=audit.FAILURE,
+                         object_type="user", client_addr=ctx.client_addr,
+                         detail={"reason": "locked" if refusal.locked else "throttled",
+                                 "retry_after_s": refusal.retry_after_s})
+        raise ApiError(429, f"too many failed logins: try again in {refusal.retry_after_s} s",
+                       headers={"Retry-After": str(refusal.retry_after_s)})
     async with ctx.sessions.begin() as session:
         user = await session.scalar(select(User).where(User.email == body.email))
-        ok = passwords.verify_password(user.password_hash if user else None, body.password)
+        # Off the loop: a hash costs tens of milliseconds of CPU, and a flood of guesses
+        # must not stall the rooms this process serves.
+        ok = await asyncio.to_thread(
+            passwords.verify_password, user.password_hash if user else None, body.password)
         if not ok or user is None or not user.active:
             reason = "unknown account" if user is None else (
                 "account disabled" if ok else "wrong password")
@@ -73,6 +91,12 @@ async def login(ctx: Ctx, body: LoginIn) -> TokenOut:
                          outcome=audit.FAILURE, object_type="user",
                          object_id=user.id if user else "", client_addr=ctx.client_addr,
                          detail={"reason": reason})
+            if await throttle.failed(body.email, ctx.client_addr):
+                audit.record(session, "auth.lockout", actor=user, actor_email=body.email,
+                             outcome=audit.FAILURE, object_type="user",
+                             object_id=user.id if user else "", client_addr=ctx.client_addr,
+                             detail={"failures": throttle.account.lock_at,
+                                     "locked_s": int(throttle.account.lockout_s)})
             failed = True
         else:
             failed = False
@@ -83,6 +107,7 @@ async def login(ctx: Ctx, body: LoginIn) -> TokenOut:
             out = await _issue(session, ctx, user, None)
     if failed:
         raise unauthorized("wrong e-mail or password")
+    await throttle.succeeded(body.email)
     return out
 
 

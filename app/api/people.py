@@ -13,6 +13,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from app import audit
 from app.api.routing import ADMIN, ANY_USER, STAFF, Api, Body, Ctx, Out, Query
 from app.api.schemas import Email, HospitalCode, Id, Limit, Name, NewPassword, Offset
+from app.appkeys import LOGIN_THROTTLE
 from app.auth.passwords import hash_password
 from app.db.models import Hospital, Tier, User
 from app.errors import ApiError, not_found
@@ -244,6 +245,22 @@ async def get_user(ctx: Ctx) -> User:
     if user is None:
         raise not_found("user")
     return user
+
+
+@api.route("POST", "/api/users/{user_id}/unlock", summary="Let a locked account log in again",
+           tag="people", roles=ADMIN, status=204)
+async def unlock_user(ctx: Ctx) -> None:
+    """Clears the account's failed logins (app/auth/throttle.py), so its owner, who called
+    to say who they are, can log in now rather than in 15 minutes."""
+    async with ctx.sessions.begin() as session:
+        user = await session.get(User, ctx.path_id("user_id"))
+        if user is None:
+            raise not_found("user")
+        throttle = ctx.request.app[LOGIN_THROTTLE]
+        audit.record(session, "auth.unlock", actor=ctx.me, object_type="user",
+                     object_id=user.id, client_addr=ctx.client_addr,
+                     detail={"was_locked": await throttle.is_locked(user.email)})
+        await throttle.unlock(user.email)
 
 
 @api.route("PATCH", "/api/users/{user_id}", summary="Change a user's name, roles, password or "

@@ -419,11 +419,13 @@ def test_serve_answers_healthz_with_app_and_schema_versions(seeded):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOICHAN_")}
     env.update(HOICHAN_DATA_DIR=str(data), HOICHAN_DICOM_PORT="0", HOICHAN_PORT=str(port))
-    log = (data / "serve.log").open("w")
+    # The log lies beside the data dir: what is inside it is the server's own.
+    log_path = data.parent / "serve.log"
+    log = log_path.open("w")
     server = subprocess.Popen([HOICHAN, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         def up() -> dict[str, Any] | None:
-            assert server.poll() is None, (data / "serve.log").read_text()
+            assert server.poll() is None, log_path.read_text()
             return health_of(f"http://127.0.0.1:{port}")
 
         health = poll_blocking(up, 30, 0.1)

@@ -162,6 +162,9 @@ async def test_real_answers_match_their_documented_responses(client, world):
                 user_id=users["items"][0]["id"])
     await check("PATCH", "/api/users/{user_id}", 200, "admin", json={"name": "BS. Mới 2"},
                 user_id=new["id"])
+    await check("POST", "/api/users/{user_id}/unlock", 204, "admin", user_id=new["id"])
+    await check("POST", "/api/users/{user_id}/unlock", 403, "coordinator", user_id=new["id"])
+    await check("POST", "/api/users/{user_id}/unlock", 404, "admin", user_id=999_999)
 
     c = await check("POST", "/api/consultations", 201, "coordinator", json=booking(
         world, T0 + timedelta(days=6), cases=[{"patient_id": "P-1", "patient_name": "A^B"}],
@@ -243,6 +246,13 @@ checks.not_a_server_error.expected-statuses = ["2XX", "3XX", "4XX", "502"]
 [[operations]]
 include-path = "/api/consultations/{{consultation_id}}/cancel"
 parameters = {{ "path.consultation_id" = {cancel_id} }}
+
+# Changes to a user are tried on a doctor: one deactivating the fuzzer's own admin would
+# leave every later operation at the login check.
+[[operations]]
+include-path = "/api/users/{{user_id}}"
+include-method = "PATCH"
+parameters = {{ "path.user_id" = {user_id} }}
 """
 
 
@@ -314,7 +324,7 @@ def test_schema_driven_fuzz_finds_no_server_error(live_url, tmp_path):
         "host_hospital_id": bm["hospital"]["id"], "host_user_id": bm["id"]})
     assert status == 201
     config = tmp_path / "schemathesis.toml"
-    config.write_text(SCHEMATHESIS_CONFIG.format(cancel_id=spare["id"]))
+    config.write_text(SCHEMATHESIS_CONFIG.format(cancel_id=spare["id"], user_id=bm["id"]))
     fuzz = subprocess.run(
         [str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(config),
          "--no-color", "run", f"{live_url}/api/openapi.json",
