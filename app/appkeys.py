@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.auth.rate_limit import RateLimiter
 from app.auth.throttle import LoginThrottle
 from app.config import Settings
 from app.dicomweb.metadata_cache import MetadataCache
@@ -31,3 +32,5 @@ READ_CACHE = web.AppKey("read_cache", ReadCache)
 METADATA_CACHE = web.AppKey("metadata_cache", MetadataCache)
 # Failed logins per account and address (app/auth/throttle.py).
 LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+# Join-token requests and room connects per user and address (app/auth/rate_limit.py).
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)

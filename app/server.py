@@ -11,8 +11,9 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from app.api import routes
-from app.appkeys import ENGINE, LOGIN_THROTTLE, READ_SESSIONS, SESSIONS, SETTINGS
+from app.appkeys import ENGINE, LOGIN_THROTTLE, RATE_LIMITER, READ_SESSIONS, SESSIONS, SETTINGS
 from app.audit_windows import setup_audit_windows
+from app.auth.rate_limit import MemoryWindows, RateLimiter, RedisWindows
 from app.auth.throttle import LoginThrottle, MemoryCounts, RedisCounts
 from app.compression import compression_middleware
 from app.config import Settings
@@ -46,6 +47,9 @@ def create_app(settings: Settings, extensions: Sequence[Extension] = ()) -> web.
     counts = (RedisCounts(settings.redis_url, settings.redis_prefix) if settings.redis_url
               else MemoryCounts())
     app[LOGIN_THROTTLE] = LoginThrottle(counts)
+    windows = (RedisWindows(settings.redis_url, settings.redis_prefix) if settings.redis_url
+               else MemoryWindows())
+    app[RATE_LIMITER] = RateLimiter(windows)
     setup_security_headers(app)
     routes.install(app)
     setup_pacs(app)
@@ -59,6 +63,7 @@ def create_app(settings: Settings, extensions: Sequence[Extension] = ()) -> web.
     async def dispose_engine(_: web.Application) -> None:
         await engine.dispose()
         await counts.close()
+        await windows.close()
 
     app.on_cleanup.append(dispose_engine)
     return app

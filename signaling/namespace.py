@@ -11,6 +11,7 @@ from typing import Any
 import socketio
 from pydantic import ValidationError
 
+from app.auth.rate_limit import CONNECT_ADDRESS, CONNECT_USER, RateLimiter
 from app.auth.tokens import TokenError, verify_join
 from app.roles import RoomRole
 
@@ -29,9 +30,15 @@ MAX_TOKEN_CHARS = 8192
 THROTTLE_NOTICE_SECONDS = 1.0
 
 
-def _refuse(code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:
+def _refuse(code: str, message: str, **more: Any) -> socketio.exceptions.ConnectionRefusedError:
     # Socket.IO clients see {"message": ..., "data": {"code", "message"}} in connect_error.
-    return socketio.exceptions.ConnectionRefusedError(message, {"code": code, "message": message})
+    return socketio.exceptions.ConnectionRefusedError(
+        message, {"code": code, "message": message, **more})
+
+
+def _rate_limited(retry_after_s: int) -> socketio.exceptions.ConnectionRefusedError:
+    return _refuse(errors.RATE_LIMITED, f"too many connections: try again in {retry_after_s} s",
+                   retry_after_s=retry_after_s)
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -41,9 +48,10 @@ def _validation_message(exc: ValidationError) -> str:
 
 
 class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio has no types
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, limiter: RateLimiter) -> None:
         super().__init__(NAMESPACE)
         self.hub = hub
+        self.limiter = limiter
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         # One entry point for everything, so no event can bypass the gate by name.
@@ -55,6 +63,14 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio 
         return await self._event(args[0], event, args[1:])
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> bool:
+        request = environ.get("aiohttp.request")
+        addr = (request.remote if request is not None else None) or environ.get(
+            "REMOTE_ADDR", "")
+        # Counted before the token is looked at, so a flood of bad tokens is stopped too;
+        # the user's own budget once the token says who it is.
+        refusal = await self.limiter.hit((CONNECT_ADDRESS, addr or ""))
+        if refusal is not None:
+            raise _rate_limited(refusal.retry_after_s)
         if not isinstance(auth, dict) or not isinstance(auth.get("token"), str):
             raise _refuse(errors.AUTH_REQUIRED, 'connect with auth {"token": <join token>}')
         token = auth["token"]
@@ -72,14 +88,14 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio 
                           f"not {wanted}")
         if claims.room_role not in {r.value for r in RoomRole}:
             raise _refuse(errors.INVALID_TOKEN, "invalid token: unknown room role")
+        refusal = await self.limiter.hit((CONNECT_USER, claims.user_id))
+        if refusal is not None:
+            raise _rate_limited(refusal.retry_after_s)
         status = await lifecycle.status(self.hub.sessions, claims.consultation_id)
         if status is None:
             raise _refuse(errors.WRONG_ROOM, "no such consultation")
         if status not in lifecycle.OPEN:
             raise _refuse(errors.ROOM_CLOSED, f"the consultation is {status.value}")
-        request = environ.get("aiohttp.request")
-        addr = (request.remote if request is not None else None) or environ.get(
-            "REMOTE_ADDR", "")
         settings = self.hub.settings
         self.hub.connections[sid] = Connection(
             sid=sid, claims=claims, client_addr=addr or "",

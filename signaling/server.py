@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.appkeys import ROOM_NOTIFY, SESSIONS, SETTINGS
+from app.appkeys import RATE_LIMITER, ROOM_NOTIFY, SESSIONS, SETTINGS
 
 from .cluster.media_node import MediaNode
 from .cluster.workers import WorkerPool
@@ -23,7 +23,7 @@ def setup_signaling(app: web.Application) -> Hub:
     settings = app[SETTINGS]
     node = RoomNode(settings, app[SESSIONS], carries_media=not settings.media_workers)
     hub = node.hub
-    hub.sio.register_namespace(RoomNamespace(hub))
+    hub.sio.register_namespace(RoomNamespace(hub, app[RATE_LIMITER]))
     hub.sio.attach(app, socketio_path=SOCKETIO_PATH)
     app[HUB] = hub
     app[MEDIA] = node.media

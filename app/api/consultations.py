@@ -16,8 +16,9 @@ from app import audit
 from app.api.people import HospitalOut
 from app.api.routing import ANY_USER, STAFF, Api, Body, Ctx, Out, Query
 from app.api.schemas import Id, Limit, Offset, UtcDatetime
-from app.appkeys import ROOM_NOTIFY
+from app.appkeys import RATE_LIMITER, ROOM_NOTIFY
 from app.auth import tokens
+from app.auth.rate_limit import JOIN_TOKEN_ADDRESS, JOIN_TOKEN_USER
 from app.auth.turn import issue_turn_credential
 from app.config import Settings
 from app.db.models import (
@@ -637,12 +638,25 @@ async def read_record(ctx: Ctx) -> ConsultationRecord:
 
 @api.route("POST", "/api/consultations/{consultation_id}/join-token", summary="A token to "
            "join the room", tag="room", roles=ANY_USER, response=JoinTokenOut,
-           errors=(403, 409))
+           errors=(403, 409, 429))
 async def join_token(ctx: Ctx) -> JoinTokenOut:
     """Only for invitees (directly or through their hospital), from the lobby lead time
     before the start until the end, while the consultation is scheduled or live. The token
-    names the room and the caller's room role and expires at the latest at the end."""
+    names the room and the caller's room role and expires at the latest at the end. More
+    than 20 a minute for one user (300 for one address) are refused: 429 with Retry-After."""
     settings = ctx.settings
+    refusal = await ctx.request.app[RATE_LIMITER].hit(
+        (JOIN_TOKEN_USER, ctx.me.id), (JOIN_TOKEN_ADDRESS, ctx.client_addr))
+    if refusal is not None:
+        if refusal.first:
+            async with ctx.sessions.begin() as session:
+                audit.record(session, "room.join_token", actor=ctx.me, outcome=audit.DENIED,
+                             object_type="consultation", object_id=ctx.path_id("consultation_id"),
+                             client_addr=ctx.client_addr,
+                             detail={"reason": "rate_limited",
+                                     "retry_after_s": refusal.retry_after_s})
+        raise ApiError(429, f"too many join requests: try again in {refusal.retry_after_s} s",
+                       code="rate_limited", headers={"Retry-After": str(refusal.retry_after_s)})
     now = utcnow()
     async with ctx.sessions.begin() as session:
         c = await load_consultation(ctx, session)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import socketio
 
 from .conftest import Peer, Room
 
@@ -121,3 +122,20 @@ async def test_bad_sdp_observer_publish_and_unknown_connections(room: Room) -> N
     error = await _error(doctor, "media:ice", {"pc": "subscribe", "candidate": candidate})
     assert error["code"] == "unknown_connection"
     await _room_still_works(room, host, doctor)
+
+
+async def test_a_connect_flood_is_refused_for_a_while_and_others_still_enter(room: Room) -> None:
+    from app.auth.rate_limit import CONNECT_USER
+
+    for _ in range(CONNECT_USER.per_window):
+        peer = await room.connect("TBI")
+        await peer.close()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await room.connect("TBI")
+    error = room.peers[-1].connect_error
+    assert error["data"]["code"] == "rate_limited", error
+    assert 1 <= error["data"]["retry_after_s"] <= 60
+    assert f"{error['data']['retry_after_s']} s" in error["message"]
+    # Another doctor from the same address enters as usual.
+    host = await room.joined("BM")
+    assert host.join_ack is not None and host.join_ack["status"] == "admitted"

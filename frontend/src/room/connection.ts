@@ -121,7 +121,7 @@ export class RoomConnection {
       },
     });
     this.socket.on("connect", () => void this.join());
-    this.socket.on("connect_error", (err: Error & { data?: { code?: string; message?: string } }) =>
+    this.socket.on("connect_error", (err: Error & { data?: { code?: string; message?: string; retry_after_s?: number } }) =>
       void this.onConnectError(err),
     );
     this.socket.on("disconnect", (reason) => {
@@ -219,12 +219,20 @@ export class RoomConnection {
     }
   }
 
-  private async onConnectError(err: Error & { data?: { code?: string; message?: string } }): Promise<void> {
+  private async onConnectError(err: Error & { data?: { code?: string; message?: string; retry_after_s?: number } }): Promise<void> {
     if (this.closing) return;
     const code = err.data?.code;
     if (!code) {
       // A transport failure: Socket.IO keeps trying by itself.
       this.setStatus({ kind: "reconnecting" });
+      return;
+    }
+    if (code === "rate_limited") {
+      // Refused for a while, not for good: come back when the server says.
+      this.setStatus({ kind: "reconnecting" });
+      setTimeout(() => {
+        if (!this.closing) this.socket.connect();
+      }, (err.data?.retry_after_s ?? 5) * 1000);
       return;
     }
     if (RETRY_CODES.has(code) && this.refusals++ < 3) {
