@@ -4,6 +4,9 @@ rewrites it."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +14,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
+from app.api import audit_log
 from app.audit_windows import AUDIT_WINDOWS, STALL_S
 from app.db.engine import create_engine, session_factory
 from app.db.models import AuditEvent
@@ -316,3 +320,52 @@ async def test_reads_are_refused_while_their_audit_cannot_be_written(client, wor
         ("dicomweb.frames", "success", 1, None),  # the accepted read, not lost
         ("dicomweb.metadata", "failure", 1, 503)]
     assert (await client.get(urls[1], headers=world.auth("BM"))).status == 200
+
+
+async def test_admins_find_a_patients_and_a_studys_events_and_export_them(
+        client, world, monkeypatch):
+    _, urls = await _stored_study(world)
+    for url in urls:
+        assert (await client.get(url, headers=world.auth("BM"))).status == 200
+    assert (await client.get(urls[0])).status == 401
+    await _read_events(world, lambda es: total(es, "requests") == 4)
+    r = await client.post(f"/api/consultations/{world.consultation_id}/cases", json={
+        "patient_id": "HC-0001", "patient_name": "NGUYEN^VAN^X"},
+        headers=world.auth("coordinator"))
+    assert r.status == 201, await r.text()
+    case_id = str((await r.json())["id"])
+
+    study = await _search(client, world, study=DEMO_STUDY_UID)
+    assert {(e["object_type"], e["object_id"]) for e in study["items"]} == {
+        ("study", DEMO_STUDY_UID)}
+    assert {e["outcome"] for e in study["items"]} == {"success", "denied"}
+    [refused] = (await _search(client, world, study=DEMO_STUDY_UID, outcome="denied"))["items"]
+    assert refused["actor_id"] is None and refused["detail"]["status"] == 401
+    patient = await _search(client, world, patient_id="HC-0001")
+    assert {(e["object_type"], e["object_id"]) for e in patient["items"]} == {
+        ("study", DEMO_STUDY_UID), ("case", case_id)}
+    assert (await _search(client, world, patient_id="HC-9999"))["total"] == 0
+    r = await client.get("/api/audit", params={"outcome": "maybe"}, headers=world.auth("admin"))
+    await error_of(r, 422)
+
+    # The CSV holds the same events, in a form a spreadsheet opens with its letters whole.
+    r = await client.get("/api/audit.csv", params={"patient_id": "HC-0001"},
+                         headers=world.auth("admin"))
+    assert r.status == 200 and r.content_type == "text/csv"
+    assert "attachment" in r.headers["Content-Disposition"]
+    body = (await r.read()).decode("utf-8")
+    assert body.startswith("\ufeffid,at,actor_id,actor_email,action,outcome,")
+    rows = list(csv.DictReader(io.StringIO(body.removeprefix("\ufeff"))))
+    assert [int(row["id"]) for row in rows] == [e["id"] for e in patient["items"]]
+    assert {row["action"] for row in rows} >= {"case.create", "dicomweb.frames"}
+    assert all(isinstance(json.loads(row["detail"]), dict) for row in rows)
+    [export] = (await _search(client, world, action="audit.export"))["items"]
+    assert export["actor_id"] == world.user("admin").id
+    assert export["detail"] == {"rows": len(rows), "filters": {"patient_id": "HC-0001"}}
+    await error_of(await client.get("/api/audit.csv", headers=world.auth("coordinator")), 403)
+
+    # Too much at once is refused whole, and leaves no export event.
+    monkeypatch.setattr(audit_log, "MAX_EXPORT_ROWS", 2)
+    error = await error_of(await client.get("/api/audit.csv", headers=world.auth("admin")), 413)
+    assert "narrow the filters" in error["message"]
+    assert (await _search(client, world, action="audit.export"))["total"] == 1

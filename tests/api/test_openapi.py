@@ -110,6 +110,10 @@ class Checker:
         if status == 204:
             assert text == "" and content is None
             return None
+        if "application/json" not in content:
+            # A document (CSV, PDF): answered in the documented media type.
+            assert r.content_type in content, (template, r.content_type, list(content))
+            return None
         schema = content["application/json"]["schema"]
         body = await r.json()
         jsonschema.Draft202012Validator(
@@ -221,6 +225,8 @@ async def test_real_answers_match_their_documented_responses(client, world):
                 consultation_id=c["id"])
     await check("GET", "/api/audit", 200, "admin", params={"action": "auth."})
     await check("GET", "/api/audit", 403, "coordinator")
+    await check("GET", "/api/audit.csv", 200, "admin", params={"action": "auth."})
+    await check("GET", "/api/audit.csv", 403, "coordinator")
     # Every documented operation of these parts of the API was called at least once (the
     # PACS operations need a PACS to answer and are not called here).
     operations = {(m.upper(), p) for p, ops in check.doc["paths"].items()
