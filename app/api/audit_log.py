@@ -32,6 +32,8 @@ Text64 = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 class AuditFilter(Query):
     user_id: Id | None = None
+    #: Who acted, by e-mail: also finds failed logins, which have no user.
+    actor_email: Annotated[str, StringConstraints(min_length=1, max_length=254)] | None = None
     consultation_id: Id | None = None
     action: Text64 | None = None
     outcome: Literal["success", "failure", "denied"] | None = None
@@ -72,6 +74,8 @@ def _selection(query: AuditFilter) -> Select[AuditEvent]:
     stmt = select(AuditEvent)
     if query.user_id is not None:
         stmt = stmt.where(AuditEvent.actor_id == query.user_id)
+    if query.actor_email is not None:
+        stmt = stmt.where(func.lower(AuditEvent.actor_email) == query.actor_email.strip().lower())
     if query.consultation_id is not None:
         stmt = stmt.where(AuditEvent.consultation_id == query.consultation_id)
     if query.action is not None:

@@ -1,6 +1,7 @@
 import "./styles.css";
 
 import { h } from "./dom";
+import { auditPage } from "./pages/audit";
 import { coordinatorRoutes } from "./pages/coordinator";
 import { homePage } from "./pages/home";
 import { settleLanguage } from "./pages/chrome";
@@ -53,6 +54,10 @@ const routes: Route[] = [
   {
     pattern: /^\/consultations\/(\d+)\/minutes$/,
     render: ([id]) => minutesPage(session, Number(id), () => void signOut()),
+  },
+  {
+    pattern: /^\/admin\/audit$/,
+    render: (_params, url) => auditPage(session, url, () => void signOut(), (path) => router.navigate(path)),
   },
   ...coordinatorRoutes(session, () => void signOut(), (path, options) => router.navigate(path, options)),
 ];

@@ -345,6 +345,10 @@ async def test_admins_find_a_patients_and_a_studys_events_and_export_them(
     assert {(e["object_type"], e["object_id"]) for e in patient["items"]} == {
         ("study", DEMO_STUDY_UID), ("case", case_id)}
     assert (await _search(client, world, patient_id="HC-9999"))["total"] == 0
+    # Who, by e-mail: a failed login for no account is found too.
+    await client.post("/api/auth/login", json={"email": "ai.do@benhvien.vn", "password": "x" * 8})
+    [guess] = (await _search(client, world, actor_email="Ai.Do@benhvien.vn "))["items"]
+    assert (guess["action"], guess["outcome"], guess["actor_id"]) == ("auth.login", "failure", None)
     r = await client.get("/api/audit", params={"outcome": "maybe"}, headers=world.auth("admin"))
     await error_of(r, 422)
 

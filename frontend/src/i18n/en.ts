@@ -482,6 +482,26 @@ export const en = {
   retryImport: "Retry",
   importsTitle: "Imports",
   patientMismatch: (message: string) => `This study is another patient's: ${message}`,
+  // Admin: audit trail
+  auditTitle: "Audit trail",
+  auditWho: "Who (e-mail)",
+  auditAction: "Action (ending in . for a group, e.g. auth.)",
+  auditOutcome: "Outcome",
+  auditAnyOutcome: "Any",
+  auditOutcomeName: (o: string) => ({ success: "Success", failure: "Failure", denied: "Denied" })[o] ?? o,
+  auditPatient: "Patient ID",
+  auditStudy: "Study UID",
+  auditSince: "From",
+  auditUntil: "Until",
+  auditExport: "Export CSV",
+  auditTotal: (n: number) => plural(n, { one: "# event", other: "# events" }),
+  auditNone: "No event matches.",
+  auditTime: "Time",
+  auditObject: "Object",
+  auditFrom: "From address",
+  auditDetail: "Detail",
+  auditOlder: "Older",
+  auditNewer: "Newer",
 };
 
 export type Strings = typeof en;

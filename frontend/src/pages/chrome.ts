@@ -71,7 +71,12 @@ export function topBar(session: Session, signOut: () => void, ...middle: (Node |
     "header",
     { class: "topbar" },
     h("a", { class: "brand", href: "/" }, strings.appName),
-    h("div", { class: "topbar-middle" }, ...middle),
+    h(
+      "div",
+      { class: "topbar-middle" },
+      ...middle,
+      user?.roles.includes("admin") ? h("a", { href: "/admin/audit", "data-testid": "audit-link" }, strings.auditTitle) : null,
+    ),
     user
       ? h(
           "div",
