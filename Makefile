@@ -5,10 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -q -c requirements.lock
 # Debian packages the tests drive as real peers: a PACS, the DICOM toolkit, a browser, and
-# the deploy/ servers (a TURN server, the reverse proxy).
-TEST_APT := orthanc orthanc-dicomweb dcmtk chromium fonts-liberation coturn nginx
+# the deploy/ servers (a TURN server, the reverse proxy), a syslog collector taking TLS.
+TEST_APT := orthanc orthanc-dicomweb dcmtk chromium fonts-liberation coturn nginx \
+	rsyslog rsyslog-gnutls
 TEST_CMDS := /usr/sbin/Orthanc /usr/bin/storescu /usr/bin/chromium /usr/bin/turnserver \
-	/usr/sbin/nginx
+	/usr/sbin/nginx /usr/sbin/rsyslogd /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so
 
 # The browser app (TypeScript, Vite): installed exactly from package-lock.json, rebuilt into
 # frontend/dist only when a source or the lockfile changed. Needs npm and a Node.js of
@@ -54,7 +55,7 @@ deps: $(VENV)/.deps
 test-deps: $(VENV)/.test-deps
 
 system-deps:
-	@missing=0; for c in $(TEST_CMDS); do [ -x $$c ] || missing=1; done; \
+	@missing=0; for c in $(TEST_CMDS); do [ -e $$c ] || missing=1; done; \
 	if [ $$missing = 1 ]; then \
 		echo "installing $(TEST_APT) with apt-get"; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(TEST_APT); \

@@ -49,6 +49,25 @@ def _env_int(name: str, default: int, minimum: int = 0, maximum: int | None = No
     return value
 
 
+def _audit_syslog() -> tuple[str, int] | None:
+    raw = _env("AUDIT_SYSLOG", "").strip()
+    if not raw:
+        return None
+    host, sep, port = raw.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) <= MAX_PORT:
+        raise ConfigError(f"{ENV_PREFIX}AUDIT_SYSLOG must be host:port of a syslog collector "
+                          f"taking TLS (RFC 5425, usually port 6514), got {raw!r}")
+    return host, int(port)
+
+
+def _readable_file(name: str) -> str:
+    path = _env(name, "").strip()
+    if path and not os.access(path, os.R_OK):
+        raise ConfigError(f"{ENV_PREFIX}{name}: cannot read {path}")
+    return path
+
+
 def _env_bool(name: str, default: bool) -> bool:
     raw = _env(name, "1" if default else "0").strip().lower()
     if raw in ("1", "true", "yes", "on"):
@@ -116,6 +135,10 @@ class Settings:
     # Multi-node (with redis_url): this process's name among the nodes, and the prefix of
     # every Redis key and channel (several deployments may share one Redis).
     node_id: str = "node"
+    #: A syslog collector (host, port) the audit trail is sent to over TLS, and the CA
+    #: file its certificate is checked against (empty: the system's CAs).
+    audit_syslog: tuple[str, int] | None = None
+    audit_syslog_ca: str = ""
     redis_prefix: str = "hoichan"
     #: How long a node that stops sending heartbeats is still taken for alive.
     node_ttl_seconds: float = 6.0
@@ -325,6 +348,8 @@ def load_settings() -> Settings:
         dicom_allowed_callers=callers,
         dicom_callers_from_nodes=_env_bool("DICOM_CALLERS_FROM_NODES", False),
         metrics_token=_env("METRICS_TOKEN", ""),
+        audit_syslog=_audit_syslog(),
+        audit_syslog_ca=_readable_file("AUDIT_SYSLOG_CA"),
         dicom_tls_cert=tls_cert,
         dicom_tls_key=tls_key,
         dicom_tls_ca=tls_ca,

@@ -12,6 +12,7 @@ from aiohttp.typedefs import Middleware
 
 from app.api import routes
 from app.appkeys import ENGINE, LOGIN_THROTTLE, RATE_LIMITER, READ_SESSIONS, SESSIONS, SETTINGS
+from app.audit_export.syslog import Collector, setup_audit_syslog
 from app.audit_windows import setup_audit_windows
 from app.auth.rate_limit import MemoryWindows, RateLimiter, RedisWindows
 from app.auth.throttle import LoginThrottle, MemoryCounts, RedisCounts
@@ -44,6 +45,8 @@ def create_app(settings: Settings, extensions: Sequence[Extension] = ()) -> web.
     app[SESSIONS] = session_factory(engine)
     app[READ_SESSIONS] = read_session_factory(engine)
     setup_audit_windows(app)
+    if settings.audit_syslog is not None:
+        setup_audit_syslog(app, Collector(*settings.audit_syslog, settings.audit_syslog_ca))
     counts = (RedisCounts(settings.redis_url, settings.redis_prefix) if settings.redis_url
               else MemoryCounts())
     app[LOGIN_THROTTLE] = LoginThrottle(counts)

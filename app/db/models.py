@@ -331,3 +331,12 @@ class MinutesSignoff(Base):
 
     minutes: Mapped[Minutes] = relationship(back_populates="signoffs")
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class AuditShipping(Base):
+    """How far the audit trail has been sent to one collector (app/audit_export/syslog.py)."""
+
+    __tablename__ = "audit_shipping"
+
+    target: Mapped[str] = mapped_column(String(300), primary_key=True)
+    last_id: Mapped[int] = mapped_column(Integer, default=0)

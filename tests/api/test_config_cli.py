@@ -108,6 +108,8 @@ def test_every_setting_can_be_overridden_from_the_environment(env, tmp_path):
     ("DICOM_AE_TITLE", "A" * 17), ("DICOM_AE_TITLE", ""), ("DICOM_AE_TITLE", "BỆNHVIỆN"),
     ("DICOM_AE_TITLE", "A\\B"), ("DICOM_CALLERS_FROM_NODES", "maybe"),
     ("JWT_SECRET", "too-short"), ("MEDIA_WORKERS", "-1"), ("MEDIA_WORKERS", "many"),
+    ("AUDIT_SYSLOG", "collector.bv.vn"), ("AUDIT_SYSLOG", "collector.bv.vn:99999"),
+    ("AUDIT_SYSLOG", ":6514"), ("AUDIT_SYSLOG_CA", "/no/such/ca.pem"),
 ])
 def test_bad_values_stop_the_start_naming_the_variable(env, name, value):
     env.setenv("HOICHAN_" + name, value)
