@@ -7,9 +7,10 @@ batch would otherwise silently swallow the next one on a dead socket), and the c
 only once the batch is written and the connection closed cleanly, so an outage or a restart
 resends rather than loses (at least once: a crash between sending and moving the cursor
 repeats that batch; RFC 5425 has no acknowledgement, so what the collector does with
-delivered bytes is its own). The cursor row is locked
-while a batch goes, so several nodes never send the same events. Events are sent once they
-are SETTLE_S old: a transaction still open holds an id below ones already committed, and
+delivered bytes is its own). The cursor row is locked while a batch goes on PostgreSQL, so
+several nodes never send the same events; on SQLite (one node alone) nothing is held while
+sending, as its write lock is the whole database's. Events are sent once they are SETTLE_S
+old: a transaction still open holds an id below ones already committed, and
 waiting lets it commit before the cursor passes it.
 """
 
@@ -27,7 +28,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.appkeys import SESSIONS, SETTINGS
+from app.appkeys import READ_SESSIONS, SESSIONS, SETTINGS
 from app.audit_export.dicom_message import audit_message
 from app.db.models import AuditEvent, AuditShipping
 from app.db.types import utcnow
@@ -66,9 +67,12 @@ def frame(event: AuditEvent, hostname: str, source_id: str) -> bytes:
 
 
 class SyslogShipper:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], collector: Collector,
+    def __init__(self, sessions: async_sessionmaker[AsyncSession],
+                 read_sessions: async_sessionmaker[AsyncSession], collector: Collector,
                  source_id: str, interval_s: float = 1.0) -> None:
-        self.sessions, self.collector, self.source_id = sessions, collector, source_id
+        self.sessions, self.read_sessions = sessions, read_sessions
+        self.collector, self.source_id = collector, source_id
+        self._sqlite = sessions.kw["bind"].dialect.name == "sqlite"
         self.interval_s = interval_s
         self.hostname = socket.gethostname() or "-"
         self._task: asyncio.Task[None] | None = None
@@ -101,21 +105,49 @@ class SyslogShipper:
 
     async def ship_once(self) -> int:
         """Sends the next batch of settled events; how many were sent."""
-        async with self.sessions.begin() as session:
-            cursor = await session.get(AuditShipping, self.collector.target, with_for_update=True)
-            if cursor is None:
-                cursor = AuditShipping(target=self.collector.target, last_id=0)
-                session.add(cursor)
-                await session.flush()
-            settled = utcnow() - timedelta(seconds=SETTLE_S)
-            events = list(await session.scalars(
-                select(AuditEvent).where(AuditEvent.id > cursor.last_id, AuditEvent.at < settled)
-                .order_by(AuditEvent.id).limit(BATCH)))
-            if not events:
-                return 0
-            await self._send(b"".join(frame(e, self.hostname, self.source_id) for e in events))
-            cursor.last_id = events[-1].id
+        if self._sqlite:
+            # One node alone. A write transaction on SQLite holds the database's only write
+            # lock, which must not wait on the network: read, send, then move the cursor.
+            async with self.read_sessions() as session:
+                events = await self._next(session, lock=False)
+            if events:
+                await self._send(self._frames(events))
+                async with self.sessions.begin() as session:
+                    await self._advance(session, events[-1].id)
             return len(events)
+        # PostgreSQL: the cursor's row lock, held while the batch goes, keeps nodes apart.
+        async with self.sessions.begin() as session:
+            events = await self._next(session, lock=True)
+            if events:
+                await self._send(self._frames(events))
+                await self._advance(session, events[-1].id)
+            return len(events)
+
+    async def _cursor(self, session: AsyncSession, lock: bool) -> AuditShipping | None:
+        return await session.get(AuditShipping, self.collector.target, with_for_update=lock)
+
+    async def _next(self, session: AsyncSession, lock: bool) -> list[AuditEvent]:
+        cursor = await self._cursor(session, lock)
+        if cursor is None and lock:
+            # Created (and so locked) now, for the next node to wait on.
+            cursor = AuditShipping(target=self.collector.target, last_id=0)
+            session.add(cursor)
+            await session.flush()
+        settled = utcnow() - timedelta(seconds=SETTLE_S)
+        return list(await session.scalars(
+            select(AuditEvent).where(AuditEvent.id > (cursor.last_id if cursor else 0),
+                                     AuditEvent.at < settled)
+            .order_by(AuditEvent.id).limit(BATCH)))
+
+    async def _advance(self, session: AsyncSession, last_id: int) -> None:
+        cursor = await self._cursor(session, lock=False)
+        if cursor is None:
+            session.add(AuditShipping(target=self.collector.target, last_id=last_id))
+        else:
+            cursor.last_id = last_id
+
+    def _frames(self, events: list[AuditEvent]) -> bytes:
+        return b"".join(frame(e, self.hostname, self.source_id) for e in events)
 
     async def _send(self, data: bytes) -> None:
         context = ssl.create_default_context(cafile=self.collector.ca_file or None)
@@ -131,7 +163,8 @@ class SyslogShipper:
 
 def setup_audit_syslog(app: web.Application, collector: Collector) -> None:
     """Ships the trail while the app runs."""
-    shipper = SyslogShipper(app[SESSIONS], collector, source_id=app[SETTINGS].node_id)
+    shipper = SyslogShipper(app[SESSIONS], app[READ_SESSIONS], collector,
+                            source_id=app[SETTINGS].node_id)
 
     async def lifetime(_: web.Application) -> AsyncIterator[None]:
         shipper.start()

@@ -46,16 +46,17 @@ class MemoryWindows:
     """This process's counts (a single node)."""
 
     def __init__(self) -> None:
-        self._counts: dict[tuple[str, int], int] = {}
-        self._window = -1
+        self._counts: dict[tuple[str, int], tuple[int, float]] = {}
+        self._next_sweep = 0.0
 
     async def hit(self, key: str, window: int, ttl_s: int) -> int:
-        if window != self._window:
-            # Windows only move forward: the older ones are over for every key.
-            self._counts = {k: n for k, n in self._counts.items() if k[1] >= window}
-            self._window = window
-        count = self._counts.get((key, window), 0) + 1
-        self._counts[(key, window)] = count
+        now = time.time()
+        if now >= self._next_sweep:
+            # Windows of every limit, each gone after its own time to live.
+            self._counts = {k: v for k, v in self._counts.items() if v[1] > now}
+            self._next_sweep = now + 10
+        count = self._counts.get((key, window), (0, 0.0))[0] + 1
+        self._counts[(key, window)] = (count, now + ttl_s)
         return count
 
     async def close(self) -> None:
