@@ -24,6 +24,7 @@ from app.config import Settings
 from app.db.models import (
     Case,
     CaseStudy,
+    Consent,
     Consultation,
     ConsultationRecord,
     ConsultationStatus,
@@ -589,6 +590,10 @@ async def detach_case(ctx: Ctx) -> None:
         case = next((k for k in c.cases if k.id == case_id), None)
         if case is None:
             raise not_found("case")
+        if await session.scalar(select(Consent.id).where(Consent.case_id == case_id)
+                                .limit(1)) is not None:
+            raise ApiError(409, "the patient's consent is recorded on this case, and that "
+                           "record is kept", code="case_has_consents")
         c.cases.remove(case)
         audit.record(session, "case.delete", actor=ctx.me, object_type="case",
                      object_id=case_id, consultation_id=c.id, client_addr=ctx.client_addr,

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
+from app.api.consents import case_consents
 from app.api.consultations import UserBrief, load_consultation
 from app.api.routing import ANY_USER, Api, Body, Ctx, File, Out, Query
 from app.api.schemas import Id
@@ -488,13 +489,15 @@ async def minutes_fhir(ctx: Ctx, query: FhirQuery) -> web.Response:
     """The latest version, or the one asked for, as a FHIR R4 (4.3, R4B) collection bundle
     for the hospitals' records: Patient (with the national ID when the case has one),
     Organization, Practitioner per attendee, the consultation as a virtual Encounter, the
-    ImagingStudy of each study, a DiagnosticReport with the conclusion and a
-    DocumentReference to the PDF. Each export is audited."""
+    ImagingStudy of each study, a DiagnosticReport with the conclusion, a
+    DocumentReference to the PDF and the patient's Consent to the consultation and to its
+    recording as last recorded. Each export is audited."""
     async with ctx.sessions.begin() as session:
         c, m, attendees = await _exported(ctx, session, query.version)
         pdf_url = str(ctx.request.url.with_path(
             f"/api/consultations/{c.id}/minutes/pdf").with_query(version=m.version))
-        bundle = minutes_bundle(c, m, attendees, pdf_url)
+        consents = await case_consents(session, c.cases[0].id) if c.cases else []
+        bundle = minutes_bundle(c, m, attendees, pdf_url, consents)
         _audit(session, ctx, "minutes.fhir", m, {})
     return web.Response(text=bundle.model_dump_json(exclude_none=True),
                         content_type="application/fhir+json",

@@ -8,7 +8,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 import app
-from app.api import audit_log, auth, consultations, minutes, pacs, people
+from app.api import audit_log, auth, consents, consultations, minutes, pacs, people
 from app.api.openapi import build_document
 from app.api.routing import PUBLIC, Api, Ctx, Endpoint, Out
 from app.appkeys import ENGINE
@@ -16,7 +16,8 @@ from app.db.migrate import current_revision
 from app.errors import ApiError
 
 api = Api()
-MODULES = [api, auth.api, people.api, consultations.api, minutes.api, pacs.api, audit_log.api]
+MODULES = [api, auth.api, people.api, consultations.api, minutes.api, consents.api, pacs.api,
+           audit_log.api]
 
 
 def endpoints() -> list[Endpoint]:

@@ -340,3 +340,51 @@ class AuditShipping(Base):
 
     target: Mapped[str] = mapped_column(String(300), primary_key=True)
     last_id: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ConsentScope(str, enum.Enum):
+    teleconsultation = "teleconsultation"
+    recording = "recording"
+
+
+class ConsentDecision(str, enum.Enum):
+    granted = "granted"
+    refused = "refused"
+    withdrawn = "withdrawn"
+
+
+class ConsentGiver(str, enum.Enum):
+    patient = "patient"
+    representative = "representative"
+
+
+class ConsentMethod(str, enum.Enum):
+    #: The printed consent form, signed by the patient or their representative.
+    signed_form = "signed_form"
+    #: Said to the doctor who records it (the doctor is ``recorded_by``).
+    verbal = "verbal"
+
+
+class Consent(Base):
+    """One statement of the patient (or their representative) on a case: consent to the
+    tele-consultation or to its recording given, refused or withdrawn. Append-only (the
+    migration's triggers refuse UPDATE and DELETE); a scope's state is its latest record."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    scope: Mapped[ConsentScope] = mapped_column(string_enum(ConsentScope, "consent_scope"))
+    decision: Mapped[ConsentDecision] = mapped_column(
+        string_enum(ConsentDecision, "consent_decision"))
+    given_by: Mapped[ConsentGiver] = mapped_column(string_enum(ConsentGiver, "consent_giver"))
+    giver_name: Mapped[str] = mapped_column(String(200))
+    #: The representative's relation to the patient; "" when the patient gave it.
+    relation: Mapped[str] = mapped_column(String(100), default="")
+    method: Mapped[ConsentMethod] = mapped_column(string_enum(ConsentMethod, "consent_method"))
+    given_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(Text, default="")
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    recorded_by: Mapped[User] = relationship(lazy="joined")

@@ -18,22 +18,26 @@ def _when(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
+def requesting_hospital(c: Consultation) -> str:
+    """The hospital that asked for the consultation: the presenter's."""
+    presenter = next((i for i in c.invitations if i.role is RoomRole.presenter), None)
+    if presenter is None:
+        return ""
+    hospital = presenter.user.hospital if presenter.user else presenter.hospital
+    return hospital.name if hospital is not None else ""
+
+
 def minutes_document(c: Consultation, m: Minutes, attendees: list[dict[str, Any]], *,
                      language: str = "vi") -> MinutesDocument:
     content = MinutesContent.model_validate(m.content)
     case = c.cases[0] if c.cases else None
-    presenter = next((i for i in c.invitations if i.role is RoomRole.presenter), None)
-    requesting = ""
-    if presenter is not None:
-        hospital = presenter.user.hospital if presenter.user else presenter.hospital
-        requesting = hospital.name if hospital is not None else ""
     chair = next((s.user.name for s in m.signoffs if s.role == "chair"), "")
     if not chair:
         chair = next((a["name"] for a in attendees if a["role"] == RoomRole.host.value), "")
     starts = [t for t in (_when(a["attended_from"]) for a in attendees) if t]
     ends = [t for t in (_when(a["attended_to"]) for a in attendees) if t]
     return MinutesDocument(
-        consultation_id=c.id, title=c.title, requesting_hospital=requesting,
+        consultation_id=c.id, title=c.title, requesting_hospital=requesting_hospital(c),
         consulting_hospital=c.host_hospital.name,
         started_at=min(starts, default=c.scheduled_start),
         ended_at=max(ends, default=None) if ends else None,

@@ -1,10 +1,9 @@
 """One version of the minutes as a FHIR bundle a hospital's EMR takes: the Patient (with the
 national ID when the case has one), the consultation as a virtual Encounter with its
 attendees and period, the imaging studies, a DiagnosticReport with the conclusion, and a
-DocumentReference to the minutes' PDF. Built with fhir.resources' R4B models (FHIR 4.3, the
-R4 line), which validate every resource as it is made.
-
-Consent is not in the bundle: the case holds no consent record yet."""
+DocumentReference to the minutes' PDF, and the patient's Consent to the tele-consultation and
+to its recording as last recorded. Built with fhir.resources' R4B models (FHIR 4.3, the R4
+line), which validate every resource as it is made."""
 
 from __future__ import annotations
 
@@ -13,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle, BundleEntry
+from fhir.resources.R4B.consent import Consent as FhirConsent
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.encounter import Encounter
@@ -22,7 +22,18 @@ from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.practitioner import Practitioner
 from fhir.resources.R4B.resource import Resource
 
-from app.db.models import Consultation, ConsultationStatus, Hospital, Minutes, MinutesStatus
+from app.db.models import (
+    Consent,
+    ConsentDecision,
+    ConsentGiver,
+    ConsentMethod,
+    ConsentScope,
+    Consultation,
+    ConsultationStatus,
+    Hospital,
+    Minutes,
+    MinutesStatus,
+)
 from app.minutes.content import MinutesContent
 
 #: Identifier systems of this deployment's own ids; the national ID's is Vietnam's CCCD.
@@ -37,6 +48,13 @@ GENDER = {"M": "male", "F": "female", "O": "other"}
 #: Room roles as FHIR's participation types: the chair is the primary performer.
 PARTICIPATION_TYPE = {"host": "PPRF", "presenter": "SPRF", "participant": "CON",
                       "observer": "CON"}
+CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
+#: Consent to the consultation is consent to treatment; to its recording, a privacy consent.
+FHIR_SCOPE = {ConsentScope.teleconsultation: "treatment",
+              ConsentScope.recording: "patient-privacy"}
+CONSENT_STATUS = {ConsentDecision.granted: "active", ConsentDecision.refused: "rejected",
+                  ConsentDecision.withdrawn: "inactive"}
+PATIENT_CONSENT = {"system": LOINC, "code": "59284-0", "display": "Patient Consent"}
 
 
 def _ref(kind: str, key: str) -> str:
@@ -54,10 +72,31 @@ def _patient_name(pn: str) -> dict[str, Any]:
     return {"family": family, "given": given, "text": " ".join([family, *given]).strip()}
 
 
+def _consent(record: Consent, subject: dict[str, str] | None, organization: str,
+             ) -> FhirConsent:
+    giver = record.giver_name
+    if record.given_by is ConsentGiver.representative:
+        giver = f"{giver} ({record.relation})"
+    how = ("signed form" if record.method is ConsentMethod.signed_form
+           else f"verbal, recorded by {record.recorded_by.name}")
+    return FhirConsent.model_validate(dict(
+        identifier=[{"system": f"{SYSTEM}:consent", "value": str(record.id)}],
+        status=CONSENT_STATUS[record.decision],
+        scope={"coding": [{"system": CONSENT_SCOPE, "code": FHIR_SCOPE[record.scope]}],
+               "text": record.scope.value},
+        category=[{"coding": [PATIENT_CONSENT]}], patient=subject,
+        dateTime=_when(record.given_at), performer=[{"display": giver}],
+        organization=[{"reference": organization}],
+        policyRule={"text": "Decree 13/2023/ND-CP; Circular 49/2017/TT-BYT"},
+        provision={"type": "permit" if record.decision is ConsentDecision.granted
+                   else "deny", "period": {"start": _when(record.given_at)}},
+        sourceAttachment={"title": how}))
+
+
 def minutes_bundle(c: Consultation, m: Minutes, attendees: list[dict[str, Any]],
-                   pdf_url: str) -> Bundle:
+                   pdf_url: str, consents: list[Consent]) -> Bundle:
     """``attendees`` as the minutes list them (JSON form); ``pdf_url`` where the signed PDF
-    of this version is read."""
+    of this version is read; ``consents`` the first case's records, oldest first."""
     content = MinutesContent.model_validate(m.content)
     case = c.cases[0] if c.cases else None
     key = f"{c.id}:{m.version}"
@@ -148,6 +187,11 @@ def minutes_bundle(c: Consultation, m: Minutes, attendees: list[dict[str, Any]],
         content=[{"attachment": {"contentType": "application/pdf", "url": pdf_url,
                                  "title": f"bien-ban-hoi-chan-{c.id}-v{m.version}.pdf"}}],
         context={"encounter": [{"reference": encounter_ref}]}))))
+    for scope in ConsentScope:
+        latest = next((r for r in reversed(consents) if r.scope is scope), None)
+        if latest is not None:
+            entries.append((_ref("consent", str(latest.id)),
+                            _consent(latest, subject, host_ref)))
     return Bundle.model_validate(dict(type="collection", timestamp=_when(m.updated_at),
                   identifier={"system": f"{SYSTEM}:minutes-bundle", "value": key},
                   entry=[BundleEntry(fullUrl=url, resource=r) for url, r in entries]))

@@ -212,7 +212,7 @@ class FontMissing(RuntimeError):
 
 
 @cache
-def _register_fonts() -> None:
+def register_fonts() -> None:
     try:
         files = resources.files(FONT_PACKAGE) / "files"
         regular = files / "BeVietnamPro-Regular.ttf"
@@ -228,7 +228,7 @@ def _register_fonts() -> None:
                                   boldItalic=FONT_BOLD)
 
 
-def _clean(text: str) -> str:
+def markup(text: str) -> str:
     """Text for a Paragraph's markup: composed, escaped, newlines as line breaks.
 
     NFC because ReportLab places glyphs without mark positioning: a decomposed tone mark would
@@ -264,14 +264,14 @@ class _Renderer:
         return self.labels[key].format(**values)
 
     def para(self, text: str, style: ParagraphStyle | None = None) -> Paragraph:
-        return Paragraph(_clean(text), style or self.body)
+        return Paragraph(markup(text), style or self.body)
 
     def field(self, key: str, value: str) -> Paragraph:
         return self.field_text(self.label(key), value)
 
     def field_text(self, label: str, value: str) -> Paragraph:
         """"Label: value", the label bold, as the form's dotted lines filled in."""
-        return Paragraph(f"<b>{_clean(label)}:</b> {_clean(value or EMPTY)}", self.body)
+        return Paragraph(f"<b>{markup(label)}:</b> {markup(value or EMPTY)}", self.body)
 
     def coded(self, kind: str, value: str) -> str:
         """A code (tier, role, sex) in words, or as given when it is not one of ours."""
@@ -289,8 +289,8 @@ class _Renderer:
         story.append(Spacer(1, 4 * mm))
 
         story += [self.para(self.label("s_time"), self.section),
-                  self.field("started", _time(doc.started_at)),
-                  self.field("ended", _time(doc.ended_at)),
+                  self.field("started", format_time(doc.started_at)),
+                  self.field("ended", format_time(doc.ended_at)),
                   self.field("form", self.label("form_value")),
                   self.field("requesting", doc.requesting_hospital),
                   self.field("consulting", doc.consulting_hospital)]
@@ -305,7 +305,7 @@ class _Renderer:
         story += [self.para(self.label("s_patient"), self.section),
                   self.field("patient_name", doc.patient_name),
                   self.field("sex", sex),
-                  self.field("birth_date", _date(doc.patient_birth_date)),
+                  self.field("birth_date", format_date(doc.patient_birth_date)),
                   self.field("patient_id", doc.patient_id),
                   self.field("national_id", doc.national_id)]
 
@@ -351,7 +351,7 @@ class _Renderer:
                 self.para(doc.consulting_hospital.upper(), self.center_bold),
                 self.para(self.label("number", id=doc.consultation_id), self.center)]
         right = [self.para(self.label("nation"), self.center_bold),
-                 Paragraph(f"<u>{_clean(self.label('motto'))}</u>", self.center_bold),
+                 Paragraph(f"<u>{markup(self.label('motto'))}</u>", self.center_bold),
                  self.para(dated, self.center)]
         table = Table([[left, right]], colWidths=[FRAME_WIDTH * 0.42, FRAME_WIDTH * 0.58],
                       splitInRow=1)
@@ -405,7 +405,7 @@ class _Renderer:
         secretary, chair = by_role.get("secretary"), by_role.get("host")
 
         def column(label_key: str, signoff: Signoff | None, name: str) -> list[Paragraph]:
-            signed = (self.label("signed_at", time=_time(signoff.signed_at)) if signoff
+            signed = (self.label("signed_at", time=format_time(signoff.signed_at)) if signoff
                       else self.label("not_signed"))
             return [self.para(self.label(label_key).upper(), self.center_bold),
                     self.para(self.label("sign_here"), self.center),
@@ -422,7 +422,7 @@ class _Renderer:
         if others:
             flowables.append(self.para(self.label("other_signers"), self.section))
             flowables += [self.para(f"{s.name} ({s.title}, {self.coded('role', s.role)}): "
-                                    + self.label("signed_at", time=_time(s.signed_at)))
+                                    + self.label("signed_at", time=format_time(s.signed_at)))
                           for s in others]
         return flowables
 
@@ -444,12 +444,12 @@ def _local(moment: datetime | None) -> datetime | None:
     return moment.astimezone(LOCAL_TZ)
 
 
-def _time(moment: datetime | None) -> str:
+def format_time(moment: datetime | None) -> str:
     local = _local(moment)
     return f"{local:%d/%m/%Y %H:%M}" if local else EMPTY
 
 
-def _date(day: date | None) -> str:
+def format_date(day: date | None) -> str:
     return f"{day:%d/%m/%Y}" if day else EMPTY
 
 
@@ -457,19 +457,19 @@ def _span(start: datetime | None, end: datetime | None) -> str:
     """From–to; the end's date is left out when it is the start's."""
     first, last = _local(start), _local(end)
     if first and last and first.date() == last.date():
-        return f"{_time(start)} – {last:%H:%M}"
-    return f"{_time(start)} – {_time(end)}"
+        return f"{format_time(start)} – {last:%H:%M}"
+    return f"{format_time(start)} – {format_time(end)}"
 
 
 def render_pdf(doc: MinutesDocument) -> bytes:
     """The minutes as PDF bytes, the font embedded (subset) so any reader shows Vietnamese."""
-    _register_fonts()
+    register_fonts()
     renderer = _Renderer(doc)
     out = io.BytesIO()
     template = SimpleDocTemplate(
         out, pagesize=A4,
-        title=_clean_meta(f"{renderer.label('heading')} {doc.consultation_id}/BB-HCTX"),
-        author=_clean_meta(doc.consulting_hospital), subject=_clean_meta(doc.title),
+        title=plain_text(f"{renderer.label('heading')} {doc.consultation_id}/BB-HCTX"),
+        author=plain_text(doc.consulting_hospital), subject=plain_text(doc.title),
         creator="Hoichan", lang=doc.language, initialFontName=FONT, leftMargin=LEFT_MARGIN,
         rightMargin=RIGHT_MARGIN, topMargin=TOP_MARGIN, bottomMargin=BOTTOM_MARGIN)
     template.build(renderer.story(), onFirstPage=renderer.footer,
@@ -477,6 +477,6 @@ def render_pdf(doc: MinutesDocument) -> bytes:
     return out.getvalue()
 
 
-def _clean_meta(text: str) -> str:
+def plain_text(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFC", text)
                    if unicodedata.category(c) not in ("Cc", "Cs"))

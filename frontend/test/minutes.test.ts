@@ -6,6 +6,7 @@ import {
 } from "../src/room/minutes";
 import { ApiError, type Session } from "../src/session";
 import { FakeElement, installFakeDom } from "./fakeDom";
+import { FakeSession, find } from "./fakeSession";
 
 const CHAIR = { userId: 1, isChair: true };
 const SECRETARY = { userId: 2, isChair: false };
@@ -73,28 +74,6 @@ describe("words", () => {
     expect(pdfPath(7, 2, "vi")).toBe("/api/consultations/7/minutes/pdf?version=2&language=vi");
   });
 });
-
-/** The session's REST calls, answered from a queue. */
-class FakeSession {
-  readonly calls: { path: string; method: string; json?: unknown }[] = [];
-  readonly answers: (unknown | Error)[] = [];
-
-  async json<T>(path: string, init: { method?: string; json?: unknown } = {}): Promise<T> {
-    this.calls.push({ path, method: init.method ?? "GET", json: init.json });
-    const answer = this.answers.shift();
-    if (answer instanceof Error) throw answer;
-    return answer as T;
-  }
-
-  async fetch(path: string): Promise<Response> {
-    this.calls.push({ path, method: "GET" });
-    return { ok: true, status: 200, statusText: "OK", blob: async () => "PDF" } as unknown as Response;
-  }
-}
-
-function find(root: FakeElement, testid: string): FakeElement | undefined {
-  return root.all().find((e) => e.dataset.testid === testid);
-}
 
 describe("the panel", () => {
   let session: FakeSession;

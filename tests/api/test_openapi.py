@@ -28,11 +28,13 @@ from app.db.engine import create_engine, session_factory
 from app.db.models import Hospital, User
 from hoichan.server import create_app
 from tests.api.scheduling_helpers import T0, booking
+from tests.api.test_consents import SIGNED_BY_PATIENT
 from tests.conftest import DEMO_PASSWORD, JWT_SECRET
 
 # The document does not depend on the database; SQLite keeps those tests quick.
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-CHECKED_TAGS = {"system", "auth", "people", "scheduling", "record", "room", "audit"}
+CHECKED_TAGS = {"system", "auth", "people", "scheduling", "record", "room", "audit",
+                "consent"}
 
 
 async def document(client) -> dict[str, Any]:
@@ -101,7 +103,7 @@ class Checker:
         headers = self.world.auth(who) if who else {}
         r = await self.client.request(method, url, json=json, data=data, params=params,
                                       headers=headers)
-        text = await r.text()
+        text = (await r.read()).decode(errors="replace")  # a PDF is no text
         assert r.status == status, (method, url, r.status, text)
         responses = self.doc["paths"][template][method.lower()]["responses"]
         assert str(status) in responses, f"{method} {template} answers {status} undocumented"
@@ -182,8 +184,8 @@ async def test_real_answers_match_their_documented_responses(client, world):
                 json=booking(world) | {"description": "x" * (1024 * 1024 + 1)})
     await check("GET", "/api/consultations", 200, "coordinator", params={"status": "scheduled"})
     await check("GET", "/api/me/consultations", 200, "NDI")
-    await check("GET", "/api/consultations/{consultation_id}", 200, "NDI",
-                consultation_id=cid)
+    demo = await check("GET", "/api/consultations/{consultation_id}", 200, "NDI",
+                       consultation_id=cid)
     await check("GET", "/api/consultations/{consultation_id}", 404, "NDI",
                 consultation_id=c["id"])
     await check("PATCH", "/api/consultations/{consultation_id}", 200, "coordinator",
@@ -219,6 +221,20 @@ async def test_real_answers_match_their_documented_responses(client, world):
                 "coordinator", consultation_id=cid)
     await check("POST", "/api/consultations/{consultation_id}/join-token", 409, "BM",
                 consultation_id=c["id"])
+    consents = "/api/consultations/{consultation_id}/cases/{case_id}/consents"
+    form = "/api/consultations/{consultation_id}/cases/{case_id}/consent-form"
+    on_case = {"consultation_id": cid, "case_id": demo["cases"][0]["id"]}
+    await check("GET", consents, 200, "NDI", **on_case)
+    await check("GET", consents, 404, "NDI", consultation_id=cid, case_id=999_999)
+    await check("POST", consents, 201, "NDI", json=SIGNED_BY_PATIENT, **on_case)
+    await check("POST", consents, 403, "HYE", json=SIGNED_BY_PATIENT, **on_case)
+    await check("POST", consents, 409, "NDI", json={
+        **SIGNED_BY_PATIENT, "scope": "recording", "decision": "withdrawn"}, **on_case)
+    await check("POST", consents, 422, "NDI", json={"scope": "recording"}, **on_case)
+    await check("GET", form, 200, "NDI", params={"language": "en"}, **on_case)
+    await check("GET", form, 404, "NDI", consultation_id=cid, case_id=999_999)
+    await check("DELETE", "/api/consultations/{consultation_id}/cases/{case_id}", 409,
+                "coordinator", **on_case)
     await check("POST", "/api/consultations/{consultation_id}/cancel", 200, "coordinator",
                 consultation_id=c["id"])
     await check("POST", "/api/consultations/{consultation_id}/cancel", 409, "coordinator",

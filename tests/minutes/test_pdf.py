@@ -98,7 +98,7 @@ def test_the_font_is_embedded_and_has_every_vietnamese_letter() -> None:
 def test_a_missing_font_package_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(minutes_pdf, "FONT_PACKAGE", "no_such_font_package")
     with pytest.raises(FontMissing, match="fontpkg-be-vietnam-pro"):
-        minutes_pdf._register_fonts.__wrapped__()
+        minutes_pdf.register_fonts.__wrapped__()
 
 
 def test_decomposed_tone_marks_come_out_composed() -> None:

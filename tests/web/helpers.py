@@ -127,10 +127,12 @@ def sign_in(page: Page, email: str = HOST) -> None:
 
 
 def enter_demo_room(page: Page, server: AppProcess, email: str = HOST, room: str | None = None,
-                    host: Page | None = None) -> str:
+                    host: Page | None = None, ready: str = RENDERED,
+                    seconds: float = 60) -> str:
     """Signed in as ``email``: into the demo consultation's room (from the home page's join
     button, or at ``room``'s address once the home page is up), admitted by ``host`` if it
-    waits in the lobby, until the viewer has rendered. The room's address."""
+    waits in the lobby, until ``ready`` shows (by default: the viewer has rendered). The
+    room's address."""
     page.goto(server.url + "/login")
     sign_in(page, email)
     if room is None:
@@ -138,7 +140,7 @@ def enter_demo_room(page: Page, server: AppProcess, email: str = HOST, room: str
     else:
         page.wait_for_selector("[data-testid=consultation]")
         page.goto(room)
-    enter_room(page, RENDERED, host)
+    enter_room(page, ready, host, seconds)
     return page.url
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from playwright.sync_api import Page, expect
 
-from tests.web.helpers import DemoServer, PageLog, api, enter_room, sign_in, token
+from tests.web.helpers import DemoServer, PageLog, api, enter_demo_room, enter_room, token
 
 HOST = "doctor.bm@demo.hoichan.vn"
 HOST_NAME = "GS. Nguyễn Văn An"
@@ -25,20 +25,12 @@ def test_host_saves_the_record_and_the_room_sees_it(
         demo_server: DemoServer, open_page: Callable[[PageLog | None], Page]) -> None:
     host_log, doctor_log = PageLog(), PageLog()
     host, doctor = open_page(host_log), open_page(doctor_log)
-    host.goto(demo_server.url + "/login")
-    sign_in(host, HOST)
-    host.get_by_test_id("join").first.click()
-    enter_room(host, IN_ROOM, seconds=30)
-    room = host.url
+    room = enter_demo_room(host, demo_server, HOST, ready=IN_ROOM, seconds=30)
     match = re.search(r"/consultations/(\d+)/room", room)
     assert match, room
     cid = int(match.group(1))
-
-    doctor.goto(demo_server.url + "/login")
-    sign_in(doctor, DOCTOR)
-    doctor.wait_for_selector("[data-testid=consultation]")
-    doctor.goto(room)
-    enter_room(doctor, IN_ROOM, host, seconds=30)
+    enter_demo_room(doctor, demo_server, DOCTOR, room=room, host=host, ready=IN_ROOM,
+                    seconds=30)
 
     # The host has the fields; the doctor has none, only the saved text (none yet or an
     # earlier one).

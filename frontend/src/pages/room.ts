@@ -12,6 +12,7 @@ import type { Page } from "../router";
 import { ApiError, SessionExpired, type Session } from "../session";
 import { strings } from "../strings";
 import { ChatPanel } from "../room/chat";
+import { ConsentPanel } from "../room/consent";
 import { RoomConnection, type RoomStatus } from "../room/connection";
 import { RoomController } from "../room/controller";
 import { VideoGrid } from "../room/grid";
@@ -100,6 +101,7 @@ export function roomPage(
     chatHistory: (messages, me) => chat.setHistory(messages, me),
     record: (r) => record.receive(r),
     minutes: (m) => minutes.receive(m),
+    consent: (c) => consents.get(c.case_id)?.receive(c),
     muted: (audio, video) => {
       if (audio) media?.setMic(false);
       if (video) media?.setCamera(false);
@@ -108,9 +110,15 @@ export function roomPage(
     },
     requestFailed: (err) => showMediaError(errorText(err)),
   });
+  const consents = new Map<number, ConsentPanel>();
   const viewerPanel = new ViewerPanel(session, consultationId, () => connection, () => {
     const { members, control, me, myRole } = room.state;
     return { members, control, me, myRole };
+  }, (caseItem) => {
+    const panel = new ConsentPanel({ session, consultationId, caseId: caseItem.id });
+    consents.set(caseItem.id, panel);
+    void panel.load();
+    return panel.el;
   });
   const people = new PeoplePanel(() => connection);
   const chat = new ChatPanel(() => connection);

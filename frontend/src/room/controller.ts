@@ -9,6 +9,7 @@ import type { ServerEvents, ViewerStateIn } from "../wire/protocol";
 import type { Member, Snapshot } from "./connection";
 import * as control from "./control";
 import type { ChatMessage, Forwarding, ReceiveStats } from "./model";
+import type { CaseConsents } from "./consent";
 import type { Minutes } from "./minutes";
 import type { SavedRecord } from "./record";
 
@@ -48,6 +49,8 @@ export interface RoomViews {
   record(record: SavedRecord): void;
   /** The minutes as saved (`minutes:updated`, the body of GET .../minutes). */
   minutes(minutes: Minutes): void;
+  /** A case's consents changed (`consent:updated`: the states, no records). */
+  consent(update: CaseConsents): void;
   /** The host turned this member's microphone and/or camera off. */
   muted(audio: boolean, video: boolean): void;
   /** A request the page sent was refused or got no answer. */
@@ -157,6 +160,7 @@ export class RoomController {
       socket.on<ChatMessage>("chat:message", (m) => v.chat(m)),
       socket.on<SavedRecord>("record:saved", (r) => v.record(r)),
       socket.on<Minutes>("minutes:updated", (m) => v.minutes(m)),
+      socket.on<CaseConsents>("consent:updated", (c) => v.consent(c)),
       socket.on<{ audio: boolean; video: boolean }>("mute:requested", ({ audio, video }) => v.muted(audio, video)),
       socket.on<Forwarding>("media:forwarding", (f) => {
         s.forwarding = f;

@@ -199,7 +199,7 @@ export interface MinutesOptions {
   download?: (blob: Blob, name: string) => void;
 }
 
-function saveBlob(blob: Blob, name: string): void {
+export function saveBlob(blob: Blob, name: string): void {
   const url = URL.createObjectURL(blob);
   const a = h("a", { href: url, download: name, hidden: true });
   document.body.appendChild(a);

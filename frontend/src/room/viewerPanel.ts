@@ -60,6 +60,8 @@ export class ViewerPanel {
     private readonly consultationId: number,
     private readonly connection: () => RoomConnection | null,
     private readonly room: () => RoomView,
+    /** What the room shows under a case's heading besides its studies (its consents). */
+    private readonly caseDetails: (caseItem: Case) => HTMLElement | null = () => null,
   ) {}
 
   private view(): ControlView {
@@ -165,6 +167,7 @@ export class ViewerPanel {
         { class: "case" },
         h("h3", {}, strings.caseHeading(strings.personName(caseItem.patient_name), caseItem.patient_id)),
         caseItem.clinical_question ? h("p", { class: "question" }, h("strong", {}, strings.clinicalQuestion), " ", caseItem.clinical_question) : null,
+        this.caseDetails(caseItem),
         h("h4", { class: "studies-title" }, strings.studies),
       );
       casePanel.append(section);
