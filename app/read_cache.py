@@ -3,8 +3,9 @@ caller's account and which studies they may read. A viewer asks hundreds of fram
 and each would otherwise cost two database round trips before any pixel moves.
 
 Bounds: a disabled account or a withdrawn invitation stops reads on this node at once (any
-change flushed to users, invitations, cases, consultations or studies clears the cache
-here), and on other nodes within ``TTL_SECONDS``.
+change flushed to users, invitations, cases, consultations, studies or break-the-glass
+grants clears the cache here), and on other nodes within ``TTL_SECONDS``; an expired grant
+too within ``TTL_SECONDS``.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from typing import Any, TypeVar
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from app.db.models import Case, CaseStudy, Consultation, Invitation, User
+from app.db.models import BreakGlassGrant, Case, CaseStudy, Consultation, Invitation, User
 from app.pacs.models import DicomStudy
 
 TTL_SECONDS = 5.0
 MAX_ENTRIES = 10_000  # a node's readers times their studies; past it, start again
 # A new study too: "not found" is kept as well, and must not outlive the study's arrival.
-CHANGES_ACCESS = (User, Invitation, Case, CaseStudy, Consultation, DicomStudy)
+CHANGES_ACCESS = (User, Invitation, Case, CaseStudy, Consultation, DicomStudy, BreakGlassGrant)
 T = TypeVar("T")
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
+from app.api.break_glass import require_patient_data
 from app.api.consultations import UserBrief, load_consultation
 from app.api.routing import ANY_USER, Api, Body, Ctx, File, Out, Query
 from app.api.schemas import Name, UtcDatetime
@@ -232,10 +233,12 @@ async def record_consent(ctx: Ctx, body: ConsentIn) -> CaseConsentsOut:
 
 @api.route("GET", "/api/consultations/{consultation_id}/cases/{case_id}/consent-form",
            summary="The printable consent form of a case", tag="consent", roles=ANY_USER,
-           query=FormQuery, response=File("application/pdf"), errors=(404,))
+           query=FormQuery, response=File("application/pdf"), errors=(403, 404))
 async def consent_form(ctx: Ctx, query: FormQuery) -> web.Response:
     """An A4 form in Vietnamese (or English) with the patient's details filled in, for the
     patient or their representative to tick and sign; each download is audited."""
+    await require_patient_data(ctx, "consent.form", "the patient's details",
+                               identifying=True)
     async with ctx.sessions.begin() as session:
         c = await load_consultation(ctx, session)
         case = _case(c, ctx)

@@ -33,6 +33,7 @@ from app.db.models import (
     User,
 )
 from app.db.types import utcnow
+from app.deidentify import MASKED_ID, initials
 from app.errors import ApiError, forbidden, not_found
 from app.roles import RoomRole
 from app.scheduling import access
@@ -177,6 +178,11 @@ class CaseOut(Out):
     patient_birth_date: date | None
     patient_sex: str
     national_id: str
+    #: Whole years on the consultation's first day; kept when the case is de-identified.
+    patient_age: int | None
+    #: False for an observer the host has not shown the patient to: the name as initials,
+    #: the IDs masked, the birth date left out (age and sex kept).
+    identified: bool
     clinical_question: str
     study_instance_uids: list[str]
 
@@ -203,6 +209,8 @@ class ConsultationOut(Out):
     invitations: list[InvitationOut]
     cases: list[CaseOut]
     record: RecordOut | None
+    #: Whether the host shows observers who the patient is.
+    observers_identified: bool
     my_room_role: RoomRole | None
 
 
@@ -229,11 +237,21 @@ class JoinTokenOut(Out):
         "this token; empty when no TURN server is configured"))
 
 
-def _case_out(case: Case) -> CaseOut:
+def _age(birth: date | None, on: date) -> int | None:
+    if birth is None:
+        return None
+    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+
+
+def _case_out(case: Case, on: date, identified: bool = True) -> CaseOut:
     return CaseOut(
-        id=case.id, patient_id=case.patient_id, patient_name=case.patient_name,
-        patient_birth_date=case.patient_birth_date, patient_sex=case.patient_sex,
-        national_id=case.national_id, clinical_question=case.clinical_question,
+        id=case.id, patient_id=case.patient_id if identified else MASKED_ID,
+        patient_name=case.patient_name if identified else initials(case.patient_name),
+        patient_birth_date=case.patient_birth_date if identified else None,
+        patient_sex=case.patient_sex,
+        national_id=case.national_id if identified else "",
+        patient_age=_age(case.patient_birth_date, on), identified=identified,
+        clinical_question=case.clinical_question,
         study_instance_uids=[s.study_instance_uid for s in case.studies],
     )
 
@@ -245,7 +263,9 @@ def _out(c: Consultation, viewer: User) -> ConsultationOut:
         host_hospital=HospitalOut.model_validate(c.host_hospital),
         created_by_id=c.created_by_id, created_at=c.created_at, updated_at=c.updated_at,
         invitations=[InvitationOut.model_validate(i) for i in c.invitations],
-        cases=[_case_out(case) for case in c.cases],
+        cases=[_case_out(case, c.scheduled_start.date(), not access.deidentified(c, viewer))
+               for case in c.cases],
+        observers_identified=c.observers_identified,
         record=RecordOut.model_validate(c.record) if c.record else None,
         my_room_role=access.room_role(c, viewer),
     )
@@ -577,7 +597,28 @@ async def attach_case(ctx: Ctx, body: CaseIn) -> CaseOut:
                      object_id=case.id, consultation_id=c.id, client_addr=ctx.client_addr,
                      detail={"patient_id": body.patient_id,
                              "studies": body.study_instance_uids})
-        return _case_out(case)
+        return _case_out(case, c.scheduled_start.date())
+
+
+class ObserverIdentityIn(Body):
+    identified: bool
+
+
+@api.route("PUT", "/api/consultations/{consultation_id}/observer-identity", summary="Show "
+           "observers who the patient is, or not", tag="scheduling", roles=ANY_USER,
+           body=ObserverIdentityIn, response=ConsultationOut, errors=(403,))
+async def observer_identity(ctx: Ctx, body: ObserverIdentityIn) -> ConsultationOut:
+    """Observers see each case de-identified (initials, IDs masked, age and sex kept) until
+    the host shows them the patient; the host may hide it again. Audited."""
+    async with ctx.sessions.begin() as session:
+        c = await load_consultation(ctx, session, lock=True)
+        if access.room_role(c, ctx.me) is not RoomRole.host:
+            raise forbidden("only the host decides what observers see of the patient")
+        c.observers_identified = body.identified
+        audit.record(session, "consultation.observer_identity", actor=ctx.me,
+                     object_type="consultation", object_id=c.id, consultation_id=c.id,
+                     client_addr=ctx.client_addr, detail={"identified": body.identified})
+        return _out(await _reload(session, c.id), ctx.me)
 
 
 @api.route("DELETE", "/api/consultations/{consultation_id}/cases/{case_id}",

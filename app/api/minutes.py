@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
+from app.api.break_glass import require_patient_data
 from app.api.consents import case_consents
 from app.api.consultations import UserBrief, load_consultation
 from app.api.routing import ANY_USER, Api, Body, Ctx, File, Out, Query
@@ -140,10 +141,12 @@ async def _reloaded(session: AsyncSession, m: Minutes) -> MinutesOut:
 
 
 @api.route("GET", "/api/consultations/{consultation_id}/minutes", summary="The latest "
-           "version of the minutes", tag="minutes", roles=ANY_USER, response=MinutesOut)
+           "version of the minutes", tag="minutes", roles=ANY_USER, response=MinutesOut,
+           errors=(403,))
 async def read_minutes(ctx: Ctx) -> MinutesOut:
     """Drafts list the attendees as the room's presence has them now; a signed version, as
     they were when it was signed."""
+    await require_patient_data(ctx, "minutes.read", "the minutes")
     async with ctx.sessions() as session:
         c = await load_consultation(ctx, session)
         versions = await _versions(session, c.id)
@@ -154,9 +157,10 @@ async def read_minutes(ctx: Ctx) -> MinutesOut:
 
 @api.route("GET", "/api/consultations/{consultation_id}/minutes/versions/{version}",
            summary="One version of the minutes", tag="minutes", roles=ANY_USER,
-           response=MinutesOut)
+           response=MinutesOut, errors=(403,))
 async def read_minutes_version(ctx: Ctx) -> MinutesOut:
     number = ctx.path_id("version")
+    await require_patient_data(ctx, "minutes.read", "the minutes")
     async with ctx.sessions() as session:
         c = await load_consultation(ctx, session)
         versions = await _versions(session, c.id)
@@ -454,12 +458,14 @@ def _signed(settings: Settings, pdf: bytes, c: Consultation, m: Minutes) -> byte
 
 @api.route("GET", "/api/consultations/{consultation_id}/minutes/pdf", summary="The minutes "
            "as a PDF", tag="minutes", roles=ANY_USER, query=PdfQuery,
-           response=File("application/pdf"), errors=(404,))
+           response=File("application/pdf"), errors=(403, 404))
 async def minutes_pdf(ctx: Ctx, query: PdfQuery) -> web.Response:
     """The latest version, or the one asked for, laid out as the Appendix I minutes of
     Circular 49/2017/TT-BYT. A signed version carries the hospital's digital signature
     (PAdES) when HOICHAN_SIGNING_P12 is configured; a draft is marked unsigned. Each
     download is audited."""
+    await require_patient_data(ctx, "minutes.pdf", "the minutes",
+                               identifying=True)
     async with ctx.sessions.begin() as session:
         c, m, attendees = await _exported(ctx, session, query.version)
         document = minutes_document(c, m, attendees, language=query.language)
@@ -484,7 +490,7 @@ class FhirQuery(Query):
 
 @api.route("GET", "/api/consultations/{consultation_id}/minutes/fhir", summary="The minutes "
            "as a FHIR bundle", tag="minutes", roles=ANY_USER, query=FhirQuery,
-           response=File("application/fhir+json"), errors=(404,))
+           response=File("application/fhir+json"), errors=(403, 404))
 async def minutes_fhir(ctx: Ctx, query: FhirQuery) -> web.Response:
     """The latest version, or the one asked for, as a FHIR R4 (4.3, R4B) collection bundle
     for the hospitals' records: Patient (with the national ID when the case has one),
@@ -492,6 +498,8 @@ async def minutes_fhir(ctx: Ctx, query: FhirQuery) -> web.Response:
     ImagingStudy of each study, a DiagnosticReport with the conclusion, a
     DocumentReference to the PDF and the patient's Consent to the consultation and to its
     recording as last recorded. Each export is audited."""
+    await require_patient_data(ctx, "minutes.fhir", "the minutes",
+                               identifying=True)
     async with ctx.sessions.begin() as session:
         c, m, attendees = await _exported(ctx, session, query.version)
         pdf_url = str(ctx.request.url.with_path(

@@ -8,7 +8,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 import app
-from app.api import audit_log, auth, consents, consultations, minutes, pacs, people
+from app.api import audit_log, auth, break_glass, consents, consultations, minutes, pacs, people
 from app.api.openapi import build_document
 from app.api.routing import PUBLIC, Api, Ctx, Endpoint, Out
 from app.appkeys import ENGINE
@@ -17,7 +17,7 @@ from app.errors import ApiError
 
 api = Api()
 MODULES = [api, auth.api, people.api, consultations.api, minutes.api, consents.api, pacs.api,
-           audit_log.api]
+           audit_log.api, break_glass.api]
 
 
 def endpoints() -> list[Endpoint]:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
@@ -142,6 +143,9 @@ class Consultation(Base):
         default=ConsultationStatus.scheduled,
     )
     host_hospital_id: Mapped[int] = mapped_column(ForeignKey("hospitals.id"), index=True)
+    #: Whether the host shows observers who the patient is (else name and IDs are masked).
+    observers_identified: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                       server_default=false())
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -388,3 +392,21 @@ class Consent(Base):
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     recorded_by: Mapped[User] = relationship(lazy="joined")
+
+
+class BreakGlassGrant(Base):
+    """An admin's time-limited access to one consultation's images and minutes, asked with
+    a reason ("break the glass"); audited for review when granted."""
+
+    __tablename__ = "break_glass_grants"
+    __table_args__ = (Index("ix_break_glass_grants_user_consultation", "user_id",
+                            "consultation_id", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    #: None: every study of the store (one no case holds, an incident across patients).
+    consultation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("consultations.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(Text)
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

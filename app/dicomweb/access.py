@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from aiohttp import web
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
@@ -15,8 +15,13 @@ from app.audit_windows import AUDIT_WINDOWS, AuditUnavailable, WindowKey
 from app.db.models import Case, CaseStudy, Consultation, User
 from app.errors import ApiError, not_found
 from app.pacs.models import DicomStudy
-from app.roles import PlatformRole
-from app.scheduling.access import can_read_study, visible_clause
+from app.scheduling.access import (
+    can_read_study,
+    deidentified_studies,
+    needs_break_glass,
+    patient_data_clause,
+    store_grant_clause,
+)
 
 # Any select, whatever its columns: what the access rule narrows it keeps.
 AnySelect = TypeVar("AnySelect", bound="Select[*tuple[Any, ...]]")
@@ -34,19 +39,20 @@ class StudyNotPermitted(ApiError):
 
 
 def readable_studies(user: User, stmt: AnySelect) -> AnySelect:
-    """Restrict a query over DicomStudy to what the user may read: admins everything, others
-    the studies of cases in consultations they may see."""
-    if user.has_role(PlatformRole.admin):
-        return stmt
+    """Restrict a query over DicomStudy to what the user may read: the studies of cases in
+    consultations whose patient data they may read (app/scheduling/access.py)."""
     allowed = (
         select(CaseStudy.study_instance_uid)
         .join(Case, Case.id == CaseStudy.case_id)
         .join(Consultation, Consultation.id == Case.consultation_id)
     )
-    clause = visible_clause(user)
+    clause = patient_data_clause(user)
     if clause is not None:
         allowed = allowed.where(clause)
-    return stmt.where(DicomStudy.study_instance_uid.in_(allowed))
+    readable: ColumnElement[bool] = DicomStudy.study_instance_uid.in_(allowed)
+    if needs_break_glass(user):
+        readable = or_(readable, store_grant_clause(user))
+    return stmt.where(readable)
 
 
 async def require_study(request: web.Request, session: AsyncSession, user: User,
@@ -65,6 +71,17 @@ async def require_study(request: web.Request, session: AsyncSession, user: User,
     if not allowed:
         raise StudyNotPermitted()
     return study
+
+
+async def masked_studies(request: web.Request, user: User) -> frozenset[str]:
+    """The studies this caller reads de-identified (app/dicomweb/deidentify.py), kept a few
+    seconds like the other access facts."""
+
+    async def load() -> frozenset[str]:
+        async with request.app[READ_SESSIONS]() as session:
+            return await deidentified_studies(session, user)
+
+    return await request.app[READ_CACHE].get(("deidentified", user.id), load)
 
 
 async def caller(request: web.Request) -> User:

@@ -31,10 +31,12 @@ from app.db.models import User
 from app.dicomweb.access import (
     AnySelect,
     caller,
+    masked_studies,
     readable_studies,
     record_read,
     require_study,
 )
+from app.dicomweb.deidentify import mask_where
 from app.dicomweb.dicomjson import attr, dicom_json_response
 from app.errors import ApiError
 from app.pacs.ingest import INT32, UID
@@ -342,7 +344,7 @@ async def search_studies(request: web.Request) -> web.Response:
     } for s in studies]
     await _audit(request, user, "dicomweb.search_studies", search,
                  [s.study_instance_uid for s in studies])
-    return dicom_json_response(results)
+    return dicom_json_response(mask_where(results, await masked_studies(request, user)))
 
 
 async def search_series(request: web.Request) -> web.Response:
@@ -372,7 +374,7 @@ async def search_series(request: web.Request) -> web.Response:
     } for s, st in rows]
     await _audit(request, user, "dicomweb.search_series", search,
                  [study_uid] if study_uid else [st.study_instance_uid for _, st in rows])
-    return dicom_json_response(results)
+    return dicom_json_response(mask_where(results, await masked_studies(request, user)))
 
 
 async def search_instances(request: web.Request) -> web.Response:
@@ -412,4 +414,4 @@ async def search_instances(request: web.Request) -> web.Response:
     } for i, s, st in rows]
     await _audit(request, user, "dicomweb.search_instances", search,
                  [study_uid] if study_uid else [st.study_instance_uid for _, _, st in rows])
-    return dicom_json_response(results)
+    return dicom_json_response(mask_where(results, await masked_studies(request, user)))

@@ -10,6 +10,7 @@ compressor costs more than it saves); metadata is JSON and may be.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -26,7 +27,8 @@ from sqlalchemy import select
 
 from app.appkeys import FRAME_INDEXES, METADATA_CACHE, READ_CACHE, READ_SESSIONS, SETTINGS
 from app.dicomweb import negotiation, render
-from app.dicomweb.access import caller, record_read, require_study
+from app.dicomweb.access import caller, masked_studies, record_read, require_study
+from app.dicomweb.deidentify import mask
 from app.dicomweb.dicomjson import DICOM_JSON
 from app.dicomweb.metadata_cache import absolute
 from app.errors import ApiError, not_found
@@ -164,6 +166,8 @@ async def metadata(request: web.Request) -> web.Response:
         return [one(i, s) for i, s in rows]
 
     body = absolute(await asyncio.to_thread(build), f"{request.scheme}://{request.host}")
+    if study_uid in await masked_studies(request, user):
+        body = json.dumps([mask(item) for item in json.loads(body)]).encode()
     await record_read(request, user, "dicomweb.metadata", study_uid,
                       {"instances": len(rows)})
     return web.Response(body=body, content_type=DICOM_JSON)
@@ -227,6 +231,11 @@ async def retrieve(request: web.Request) -> web.Response:
     study_uid = request.match_info["study"]
     rows = await _instances(request, user, study_uid, request.match_info.get("series"),
                             request.match_info.get("instance"))
+    if study_uid in await masked_studies(request, user):
+        # A stored instance carries the patient's name and IDs in its header.
+        raise ApiError(403, "observers are shown the images and the de-identified metadata, "
+                       "not whole instances, unless the host shows them who the patient is",
+                       code="patient_deidentified")
     root = store_root(request.app[SETTINGS].data_dir)
     if len(rows) > 2000:
         raise ApiError(413, "retrieve a series or an instance: this study is too large for "

@@ -112,6 +112,22 @@ describe("the panel", () => {
     expect(select.children.map((o) => (o as FakeElement).text())).toEqual(["— Choose the secretary —", "BS. Trần Thị Bình"]);
   });
 
+  it("an admin refused without a grant breaks the glass with a reason, then reads", async () => {
+    panel.setViewer(OTHER);
+    session.answers.push(new ApiError(403, "break_glass_required", "grant needed"));
+    await panel.load();
+    const form = find(el(), "break-glass")!;
+    find(el(), "break-glass-reason")!.value = "  Khiếu nại số 12/2026 của người bệnh ";
+    find(el(), "break-glass-minutes")!.value = "30";
+    session.answers.push({ id: 1 }, minutes());
+    form.fire("submit");
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    expect(session.calls[1]).toEqual({ path: "/api/consultations/7/break-glass", method: "POST",
+      json: { reason: "Khiếu nại số 12/2026 của người bệnh", minutes: 30 } });
+    expect(session.calls[2].path).toBe("/api/consultations/7/minutes");
+    expect(find(el(), "break-glass")).toBeUndefined();
+  });
+
   it("shows others the text read-only, following minutes:updated", async () => {
     panel.setViewer(OTHER);
     session.answers.push(minutes());

@@ -239,6 +239,21 @@ async def test_real_answers_match_their_documented_responses(client, world):
                 consultation_id=c["id"])
     await check("POST", "/api/consultations/{consultation_id}/cancel", 409, "coordinator",
                 consultation_id=c["id"])
+    glass = {"reason": "Kiểm tra theo yêu cầu của bệnh viện"}
+    await check("POST", "/api/consultations/{consultation_id}/break-glass", 201, "admin",
+                json=glass, consultation_id=cid)
+    await check("POST", "/api/consultations/{consultation_id}/break-glass", 403,
+                "coordinator", json=glass, consultation_id=cid)
+    await check("POST", "/api/consultations/{consultation_id}/break-glass", 404, "admin",
+                json=glass, consultation_id=999_999)
+    await check("POST", "/api/consultations/{consultation_id}/break-glass", 422, "admin",
+                json={"reason": "x"}, consultation_id=cid)
+    await check("POST", "/api/break-glass", 201, "admin", json=glass)
+    await check("POST", "/api/break-glass", 403, "coordinator", json=glass)
+    identity = "/api/consultations/{consultation_id}/observer-identity"
+    await check("PUT", identity, 200, "BM", json={"identified": True}, consultation_id=cid)
+    await check("PUT", identity, 403, "NDI", json={"identified": False}, consultation_id=cid)
+    await check("PUT", identity, 422, "BM", json={"identified": "yes"}, consultation_id=cid)
     await check("GET", "/api/audit", 200, "admin", params={"action": "auth."})
     await check("GET", "/api/audit", 403, "coordinator")
     await check("GET", "/api/audit.csv", 200, "admin", params={"action": "auth."})

@@ -47,15 +47,18 @@ async def test_create_with_invitations_and_cases_then_read_it(client, world):
     assert c["cases"][0]["patient_birth_date"] == "1970-05-02"
     assert c["record"] is None and c["my_room_role"] is None  # the coordinator is not invited
 
-    # Everyone invited reads the same consultation, each with their own room role.
+    # Everyone invited reads the same consultation, each with their own room role; the
+    # observer sees the patients de-identified (tests/api/test_break_glass.py).
     for key, role in [("BM", "host"), ("NDI", "presenter"), ("GTH", "participant"),
                       ("HLY", "observer"), ("coordinator", None), ("admin", None)]:
         r = await client.get(f"/api/consultations/{c['id']}", headers=world.auth(key))
         assert r.status == 200, key
         read = await r.json()
         assert read["my_room_role"] == role, key
-        assert {k: v for k, v in read.items() if k != "my_room_role"} == {
-            k: v for k, v in c.items() if k != "my_room_role"}
+        assert [k["identified"] for k in read["cases"]] == [role != "observer"] * 2, key
+        same = ("my_room_role", "cases") if role == "observer" else ("my_room_role",)
+        assert {k: v for k, v in read.items() if k not in same} == {
+            k: v for k, v in c.items() if k not in same}
     # A doctor who is not invited does not learn it exists.
     await error_of(await client.get(f"/api/consultations/{c['id']}",
                                     headers=world.auth("KXU")), 404, code="not_found")

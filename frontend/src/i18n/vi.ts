@@ -179,6 +179,12 @@ export const vi: Strings = {
   consentPrintForm: "In giấy đồng ý",
   consentLoadFailed: (m: string) => `Không tải được sự đồng ý: ${m}`,
   consentSaveFailed: (m: string) => `Chưa ghi nhận được: ${m}`,
+  breakGlassExplain: "Quản trị viên chỉ xem biên bản và hình ảnh của buổi hội chẩn khi nêu lý do, trong thời gian giới hạn. Việc truy cập được ghi lại và rà soát.",
+  breakGlassReason: "Lý do",
+  breakGlassFor: "Trong",
+  breakGlassMinutes: (m: number) => `${m} phút`,
+  breakGlassSubmit: "Truy cập khẩn cấp",
+  minutesDeidentified: "Người dự thính thấy người bệnh đã ẩn danh: chủ trì chưa cho xem danh tính.",
   caseHeading: (name: string, id: string) => `Ca bệnh: ${name} (${id})`,
   clinicalQuestion: "Câu hỏi lâm sàng:",
   studies: "Ca chụp", // studies (DICOM)

@@ -11,6 +11,7 @@ import { errorBox, h, replaceChildren } from "../dom";
 import { dateTime } from "../format";
 import { ApiError, type Session } from "../session";
 import { language, strings } from "../strings";
+import { breakGlassForm } from "./breakGlass";
 
 const when = (iso: string) => dateTime(iso, Intl.DateTimeFormat().resolvedOptions().timeZone);
 
@@ -167,6 +168,8 @@ export function minutesErrorText(err: unknown): string {
       }
       case "not_invited":
         return strings.minutesNotInvited;
+      case "patient_deidentified":
+        return strings.minutesDeidentified;
       case "chair_as_secretary":
         return strings.minutesChairAsSecretary;
       case "observer_as_secretary":
@@ -276,7 +279,14 @@ export class MinutesPanel {
         this.render();
         return;
       }
-      replaceChildren(this.notice, errorBox(strings.minutesLoadFailed(minutesErrorText(err))));
+      if (err instanceof ApiError && err.code === "break_glass_required") {
+        replaceChildren(this.notice, breakGlassForm(this.options.session, this.options.consultationId, () => {
+          replaceChildren(this.notice);
+          void this.load();
+        }));
+      } else {
+        replaceChildren(this.notice, errorBox(strings.minutesLoadFailed(minutesErrorText(err))));
+      }
       this.render();
     }
   }
