@@ -566,12 +566,23 @@ async def send_key_objects(ctx: Ctx) -> KeyObjectsOut:
 
     built = await asyncio.to_thread(made)
     ingester = ctx.request.app[INGESTER]
+    try:
+        for k in built:
+            for data in [k.kos] + ([k.sr] if k.sr else []):
+                await ingester.ingest(data, received_from="minutes")
+    except Exception as exc:
+        # The store failed (a full disk): audited in a transaction of its own, as the
+        # request's answer is the server error.
+        async with ctx.sessions.begin() as session:
+            audit.record(session, "minutes.key_objects", actor=ctx.me, outcome=audit.FAILURE,
+                         object_type="minutes", object_id=minutes_id, consultation_id=c.id,
+                         client_addr=ctx.client_addr,
+                         detail={"version": version, "error": str(exc) or type(exc).__name__})
+        raise
     sent: list[SentOut] = []
     async with ctx.sessions.begin() as session:
         for k in built:
             objects = [k.kos] + ([k.sr] if k.sr else [])
-            for data in objects:
-                await ingester.ingest(data, received_from="minutes")
             uids = {"kos": k.kos_sop_instance_uid, "sr": k.sr_sop_instance_uid}
             audit.record(session, "minutes.key_objects", actor=ctx.me, object_type="minutes",
                          object_id=minutes_id, consultation_id=c.id,

@@ -227,7 +227,11 @@ def store(peer: Peer, objects: Sequence[bytes]) -> None:
         ae.add_requested_context(*uid)
     with _association(peer, ae) as assoc:
         for ds in datasets:
-            status = assoc.send_c_store(ds)
+            try:
+                status = assoc.send_c_store(ds)
+            except ValueError:  # pynetdicom: no accepted context for the object
+                raise RemoteError(f"{peer.ae_title} accepts no {ds.SOPClassUID.name} "
+                                  "objects") from None
             code = int(status.Status) if status else None
             if code is None or not (code == SUCCESS or (code & 0xF000) == WARNING):
                 raise RemoteError(f"C-STORE of {ds.SOPInstanceUID} failed: "
