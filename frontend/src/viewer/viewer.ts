@@ -227,6 +227,12 @@ export class StackViewer {
     return [this.main.loaded, this.compare.viewport.loaded].find((l) => l?.series.seriesUID === seriesUID)?.refs ?? null;
   }
 
+  /** Shows the (first frame of the) instance of the loaded series, a key image. */
+  showInstance(sopUID: string): void {
+    const index = this.main.loaded?.refs.findIndex((r) => r.sopUID === sopUID) ?? -1;
+    if (index >= 0) this.store.dispatch({ type: "index", index });
+  }
+
   /** The main viewport's image, with the lengths drawn on it, as a key image; null: none shown. */
   keyImage(): KeyImageMark | null {
     const loaded = this.main.loaded;
