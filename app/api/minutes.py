@@ -6,11 +6,13 @@ each saved change (``minutes:updated``)."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import pydicom
 from aiohttp import web
 from pydantic import StringConstraints
 from pyhanko.sign.signers import Signer
@@ -35,12 +37,27 @@ from app.db.models import (
 )
 from app.db.types import utcnow
 from app.errors import ApiError, forbidden, not_found
+from app.minutes import key_objects
 from app.minutes.assemble import minutes_document
 from app.minutes.attendance import attendance
-from app.minutes.content import MinutesContent, digest, missing_for_signing
+from app.minutes.content import KeyImageMark, MinutesContent, digest, missing_for_signing
+from app.minutes.document import KeyImage
 from app.minutes.fhir import minutes_bundle
 from app.minutes.pdf import render_pdf
 from app.minutes.signing import load_signer, sign_pdf
+from app.pacs import dicomweb_client, dimse_client, imports
+from app.pacs.models import (
+    DicomInstance,
+    DicomSeries,
+    DicomStudy,
+    ImportJob,
+    ImportStatus,
+    NodeKind,
+    PacsNode,
+)
+from app.pacs.query import RemoteError
+from app.pacs.setup import INGESTER
+from app.pacs.store import store_root
 from app.roles import RoomRole
 from app.scheduling import access
 
@@ -265,10 +282,12 @@ def _touch(m: Minutes, ctx: Ctx) -> None:
 
 @api.route("PUT", "/api/consultations/{consultation_id}/minutes", summary="Write the draft "
            "of the minutes", tag="minutes", roles=ANY_USER, body=MinutesIn,
-           response=MinutesOut, errors=(403, 409))
+           response=MinutesOut, errors=(403, 409, 422))
 async def write_minutes(ctx: Ctx, body: MinutesIn) -> MinutesOut:
     """The chair starts the minutes (version 1); then the chair or the secretary saves the
-    draft, naming the revision they edited. Refused once signing has begun."""
+    draft, naming the revision they edited. Refused once signing has begun. Each key image
+    must be a frame of a study of the consultation's cases held here (422
+    ``unknown_image``, ``frame_out_of_range``)."""
     error: ApiError | None = None
     out: MinutesOut | None = None
     async with ctx.sessions.begin() as session:
@@ -276,6 +295,9 @@ async def write_minutes(ctx: Ctx, body: MinutesIn) -> MinutesOut:
         versions = await _versions(session, c.id)
         m = versions[-1] if versions else None
         error = _editable(c, m, ctx.me, body.revision)
+        if error is None:
+            marks = body.content.key_images
+            error = _mark_error(c, marks, await _stored(session, marks))
         if error is not None:
             _refused(session, ctx, c, "minutes.write", error)
         else:
@@ -420,6 +442,181 @@ async def amend_minutes(ctx: Ctx, body: AmendIn) -> MinutesOut:
     return await _answered(ctx, error, out)
 
 
+# ---- key images ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Held:
+    """A marked instance as the store holds it."""
+
+    instance: DicomInstance
+    series_instance_uid: str
+    study_instance_uid: str
+
+
+async def _stored(session: AsyncSession, marks: list[KeyImageMark]) -> dict[str, _Held]:
+    uids = {m.sop_instance_uid for m in marks}
+    if not uids:
+        return {}
+    rows = await session.execute(
+        select(DicomInstance, DicomSeries.series_instance_uid, DicomStudy.study_instance_uid)
+        .join(DicomSeries, DicomSeries.id == DicomInstance.series_id)
+        .join(DicomStudy, DicomStudy.id == DicomSeries.study_id)
+        .where(DicomInstance.sop_instance_uid.in_(uids)))
+    return {i.sop_instance_uid: _Held(i, series, study) for i, series, study in rows.all()}
+
+
+def _mark_error(c: Consultation, marks: list[KeyImageMark],
+                held: dict[str, _Held]) -> ApiError | None:
+    """Why a mark does not name a frame of the consultation's studies held here, if so."""
+    studies = {s.study_instance_uid for case in c.cases for s in case.studies}
+    for n, mark in enumerate(marks):
+        found = held.get(mark.sop_instance_uid)
+        field = f"content.key_images[{n}]"
+        if (found is None or mark.study_instance_uid not in studies
+                or (found.study_instance_uid, found.series_instance_uid)
+                != (mark.study_instance_uid, mark.series_instance_uid)):
+            return ApiError(422, f"key image {n + 1} is not an image of this consultation's "
+                            "studies held here", code="unknown_image", field=field)
+        count = found.instance.number_of_frames or 1
+        if mark.frame > count:
+            return ApiError(422, f"key image {n + 1}: frame {mark.frame} is out of range "
+                            f"1..{count}", code="frame_out_of_range", field=field)
+    return None
+
+
+class SentOut(Out):
+    study_instance_uid: str
+    kos_sop_instance_uid: str
+    #: None when no key image of the study carries a measurement.
+    sr_sop_instance_uid: str | None
+    #: The PACS node the study was imported from; None when it was not imported from one.
+    node: str | None
+    #: ``sent`` to the node, ``failed`` (see ``error``), or ``no_source_node``.
+    status: Literal["sent", "failed", "no_source_node"]
+    error: str
+
+
+class KeyObjectsOut(Out):
+    version: int
+    studies: list[SentOut]
+
+
+async def _source_nodes(session: AsyncSession, c: Consultation,
+                        studies: set[str]) -> dict[str, PacsNode]:
+    """The node each study was last imported from into one of the consultation's cases."""
+    jobs = await session.scalars(
+        select(ImportJob).where(ImportJob.case_id.in_([case.id for case in c.cases]),
+                                ImportJob.study_instance_uid.in_(studies),
+                                ImportJob.status == ImportStatus.done,
+                                ImportJob.node_id.is_not(None))
+        .order_by(ImportJob.id))
+    return {j.study_instance_uid: j.node for j in jobs if j.node is not None}
+
+
+async def _send(settings: Settings, node: PacsNode, objects: list[bytes]) -> None:
+    if node.kind is NodeKind.dicomweb:
+        await dicomweb_client.store(node.dicomweb_url, objects)
+    else:
+        await asyncio.to_thread(dimse_client.store,
+                                imports.peer(node, settings.dicom_ae_title), objects)
+
+
+@api.route("POST", "/api/consultations/{consultation_id}/minutes/key-objects",
+           summary="Write the signed minutes' key images to their studies and PACS",
+           tag="minutes", roles=ANY_USER, response=KeyObjectsOut, errors=(403, 404, 409, 422))
+async def send_key_objects(ctx: Ctx) -> KeyObjectsOut:
+    """The chair or the secretary writes the latest signed version's key images into each
+    marked study: a Key Object Selection document ("Of Interest") and, for the measurements,
+    a Comprehensive 3D SR (TID 1500), kept in the store (so the study shows them when it
+    is opened again) and sent to the PACS node the study was imported from (C-STORE or
+    STOW-RS). A send that fails is answered per study as ``failed`` with its error and can
+    be retried: the objects are the same each time. Every step is audited."""
+    error: ApiError | None = None
+    async with ctx.sessions.begin() as session:
+        c = await load_consultation(ctx, session)
+        versions = await _versions(session, c.id)
+        if not versions:
+            raise not_found("minutes")
+        m = next((v for v in reversed(versions) if v.status is MinutesStatus.signed), None)
+        marks = MinutesContent.model_validate(m.content).key_images if m else []
+        held = await _stored(session, marks)
+        if not (_is_chair(c, ctx.me) or versions[-1].secretary_id == ctx.me.id):
+            error = forbidden("only the chair and the secretary send the key images")
+        elif m is None:
+            error = ApiError(409, "the minutes are not signed yet; their key images go to "
+                             "the study once they are", code="not_signed")
+        elif not marks:
+            error = ApiError(422, f"version {m.version} marks no key images",
+                             code="no_key_images")
+        else:
+            # An image removed from the store since the signing cannot be referenced.
+            error = _mark_error(c, marks, held)
+        if error is not None:
+            _refused(session, ctx, c, "minutes.key_objects", error)
+        else:
+            assert m is not None
+            nodes = await _source_nodes(session, c, {k.study_instance_uid for k in marks})
+            observer = next(s.user.name for s in m.signoffs if s.role == CHAIR)
+            minutes_id, version = m.id, m.version
+            description = f"Biên bản hội chẩn {c.id}, phiên bản {version}"
+    if error is not None:
+        raise error
+    root = store_root(ctx.settings.data_dir)
+
+    def made() -> list[key_objects.KeyObjects]:
+        images = {uid: pydicom.dcmread(root / h.instance.path, stop_before_pixels=True)
+                  for uid, h in held.items()}
+        return key_objects.build(marks, images, minutes_id=minutes_id, version=version,
+                                 observer=observer, description=description)
+
+    built = await asyncio.to_thread(made)
+    ingester = ctx.request.app[INGESTER]
+    try:
+        for k in built:
+            for data in [k.kos] + ([k.sr] if k.sr else []):
+                await ingester.ingest(data, received_from="minutes")
+    except Exception as exc:
+        # The store failed (a full disk): audited in a transaction of its own, as the
+        # request's answer is the server error.
+        async with ctx.sessions.begin() as session:
+            audit.record(session, "minutes.key_objects", actor=ctx.me, outcome=audit.FAILURE,
+                         object_type="minutes", object_id=minutes_id, consultation_id=c.id,
+                         client_addr=ctx.client_addr,
+                         detail={"version": version, "error": str(exc) or type(exc).__name__})
+        raise
+    sent: list[SentOut] = []
+    async with ctx.sessions.begin() as session:
+        for k in built:
+            objects = [k.kos] + ([k.sr] if k.sr else [])
+            uids = {"kos": k.kos_sop_instance_uid, "sr": k.sr_sop_instance_uid}
+            audit.record(session, "minutes.key_objects", actor=ctx.me, object_type="minutes",
+                         object_id=minutes_id, consultation_id=c.id,
+                         client_addr=ctx.client_addr,
+                         detail={"version": version, "study": k.study_instance_uid, **uids})
+            node = nodes.get(k.study_instance_uid)
+            status: Literal["sent", "failed", "no_source_node"] = "no_source_node"
+            problem = ""
+            if node is not None:
+                try:
+                    await _send(ctx.settings, node, objects)
+                    status = "sent"
+                except RemoteError as exc:
+                    status, problem = "failed", str(exc)
+                audit.record(session, "minutes.key_objects.send", actor=ctx.me,
+                             outcome=audit.SUCCESS if status == "sent" else audit.FAILURE,
+                             object_type="minutes", object_id=minutes_id,
+                             consultation_id=c.id, client_addr=ctx.client_addr,
+                             detail={"version": version, "study": k.study_instance_uid,
+                                     "node": node.name, **uids,
+                                     **({"error": problem} if problem else {})})
+            sent.append(SentOut(study_instance_uid=k.study_instance_uid,
+                                kos_sop_instance_uid=k.kos_sop_instance_uid,
+                                sr_sop_instance_uid=k.sr_sop_instance_uid,
+                                node=node.name if node else None, status=status,
+                                error=problem))
+    return KeyObjectsOut(version=version, studies=sent)
+
+
 # ---- the PDF ------------------------------------------------------------------------------
 
 async def _exported(ctx: Ctx, session: AsyncSession, version: int | None
@@ -466,9 +663,20 @@ async def minutes_pdf(ctx: Ctx, query: PdfQuery) -> web.Response:
     download is audited."""
     await require_patient_data(ctx, "minutes.pdf", "the minutes",
                                identifying=True)
+    root = store_root(ctx.settings.data_dir)
     async with ctx.sessions.begin() as session:
         c, m, attendees = await _exported(ctx, session, query.version)
-        document = minutes_document(c, m, attendees, language=query.language)
+        marks = MinutesContent.model_validate(m.content).key_images
+        held = await _stored(session, marks)
+        # A mark whose image left the store since is listed in the text of the minutes
+        # only; the frames still held are drawn.
+        shown = [(mark, root / held[mark.sop_instance_uid].instance.path) for mark in marks
+                 if mark.sop_instance_uid in held]
+        pictures = await asyncio.to_thread(lambda: tuple(
+            KeyImage(key_objects.frame_png(path, mark.frame), mark.caption)
+            for mark, path in shown))
+        document = minutes_document(c, m, attendees, key_images=pictures,
+                                    language=query.language)
         digitally = m.status is MinutesStatus.signed and ctx.settings.signing_p12 is not None
         _audit(session, ctx, "minutes.pdf", m, {"signed": digitally})
 

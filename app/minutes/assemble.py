@@ -7,7 +7,7 @@ from typing import Any
 
 from app.db.models import Consultation, Minutes
 from app.minutes.content import MinutesContent
-from app.minutes.document import Answer, Attendee, MinutesDocument, Signoff
+from app.minutes.document import Answer, Attendee, KeyImage, MinutesDocument, Signoff
 from app.roles import RoomRole
 
 #: Sign-off roles as the form names its two signature places.
@@ -28,7 +28,9 @@ def requesting_hospital(c: Consultation) -> str:
 
 
 def minutes_document(c: Consultation, m: Minutes, attendees: list[dict[str, Any]], *,
-                     language: str = "vi") -> MinutesDocument:
+                     key_images: tuple[KeyImage, ...] = (), language: str = "vi"
+                     ) -> MinutesDocument:
+    """``key_images``: the marked frames, rendered, in the order the minutes list them."""
     content = MinutesContent.model_validate(m.content)
     case = c.cases[0] if c.cases else None
     chair = next((s.user.name for s in m.signoffs if s.role == "chair"), "")
@@ -60,5 +62,5 @@ def minutes_document(c: Consultation, m: Minutes, attendees: list[dict[str, Any]
         chair=chair, secretary=m.secretary.name if m.secretary else "",
         signoffs=tuple(Signoff(name=s.user.name, title="", role=FORM_ROLE[s.role],
                                signed_at=s.signed_at) for s in m.signoffs),
-        version=m.version, amendment_reason=m.amendment_reason, key_images=(),
+        version=m.version, amendment_reason=m.amendment_reason, key_images=key_images,
         language=language)

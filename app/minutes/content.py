@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -23,6 +23,40 @@ class Answer(BaseModel):
 
     question: Line
     conclusion: Text = ""
+
+
+#: A DICOM UID (PS3.5 §9.1): digit groups joined by dots, at most 64 characters.
+Uid = Annotated[str, StringConstraints(pattern=r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$",
+                                       max_length=64)]
+Coordinate = Annotated[float, Field(ge=0, le=65_535, allow_inf_nan=False)]
+# Lists, not tuples: the content comes back from the database as JSON, which strict
+# validation takes only as lists.
+Point = Annotated[list[Coordinate], Field(min_length=2, max_length=2)]
+
+
+class Length(BaseModel):
+    """A length the viewer measured (Cornerstone's length tool), its two ends in image
+    pixel coordinates (column, row, from the top left corner's centre)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    kind: Literal["length"] = "length"
+    points: Annotated[list[Point], Field(min_length=2, max_length=2)]
+    length_mm: Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)]
+    label: Annotated[str, StringConstraints(max_length=64)] = ""
+
+
+class KeyImageMark(BaseModel):
+    """A frame the doctors marked as key image, with what they measured on it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    study_instance_uid: Uid
+    series_instance_uid: Uid
+    sop_instance_uid: Uid
+    frame: Annotated[int, Field(ge=1, le=100_000)] = 1
+    caption: Annotated[str, StringConstraints(max_length=500)] = ""
+    measurements: list[Length] = Field(default_factory=list, max_length=20)
 
 
 class MinutesContent(BaseModel):
@@ -42,6 +76,9 @@ class MinutesContent(BaseModel):
     outcome_feedback: Text = Field(default="", description=(
         "the requesting hospital's feedback on the outcome, written later (an amendment "
         "once the minutes are signed)"))
+    key_images: list[KeyImageMark] = Field(default_factory=list, max_length=30, description=(
+        "the frames marked in the viewer, with their measurements; once signed, written to "
+        "the study as a Key Object Selection document and a TID 1500 SR"))
 
 
 def missing_for_signing(content: MinutesContent, secretary_id: int | None) -> list[str]:

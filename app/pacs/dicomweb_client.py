@@ -1,8 +1,10 @@
-"""Our side of DICOMweb towards a hospital PACS: QIDO-RS to search, WADO-RS to retrieve."""
+"""Our side of DICOMweb towards a hospital PACS: QIDO-RS to search, WADO-RS to retrieve,
+STOW-RS to store the objects we make (the minutes' key objects)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -32,6 +34,24 @@ StoreFn = Callable[[bytes], Awaitable[None]]
 
 def _url(base: str, path: str) -> str:
     return base.rstrip("/") + path
+
+
+async def store(base: str, objects: Sequence[bytes]) -> None:
+    """STOW-RS of ``objects`` (DICOM files) in one request; RemoteError unless the node
+    answers that it stored them all (200; 202 means some were refused, PS3.18 10.5.3)."""
+    boundary = uuid.uuid4().hex
+    body = b"".join(f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+                    + data + b"\r\n" for data in objects) + f"--{boundary}--\r\n".encode()
+    headers = {"Content-Type": f'multipart/related; type="application/dicom"; '
+                               f"boundary={boundary}", "Accept": DICOM_JSON}
+    try:
+        async with aiohttp.ClientSession(timeout=QUERY_TIMEOUT) as http, http.post(
+                _url(base, "/studies"), data=body, headers=headers) as resp:
+            if resp.status != 200:
+                raise RemoteError(f"STOW-RS answered HTTP {resp.status}: "
+                                  f"{(await resp.text())[:200]}")
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise RemoteError(f"STOW-RS to {base} failed: {exc or type(exc).__name__}") from None
 
 
 async def _qido(base: str, path: str, params: dict[str, str]) -> list[Dataset]:

@@ -1,4 +1,5 @@
-"""Our side of DIMSE towards a hospital PACS: C-ECHO, C-FIND, C-MOVE and C-GET (study root).
+"""Our side of DIMSE towards a hospital PACS: C-ECHO, C-FIND, C-MOVE and C-GET (study root),
+and C-STORE of the objects we make (the minutes' key objects).
 
 pynetdicom's association calls block, so every function here is synchronous and callers run
 it in a worker thread. Objects a C-GET brings arrive on this association and are handed to
@@ -7,12 +8,14 @@ it in a worker thread. Objects a C-GET brings arrive on this association and are
 
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pydicom
 from pydicom.dataset import Dataset
 from pynetdicom import (
     AE,
@@ -212,6 +215,27 @@ def get_study(peer: Peer, study_instance_uid: str, sop_classes: list[str],
         return _retrieved(assoc.send_c_get(
             _study_identifier(study_instance_uid),
             StudyRootQueryRetrieveInformationModelGet), "C-GET")
+
+
+def store(peer: Peer, objects: Sequence[bytes]) -> None:
+    """Send ``objects`` (DICOM files) on one association; RemoteError names the first the
+    node did not take (a warning status is taken: the node kept the object)."""
+    datasets = [pydicom.dcmread(io.BytesIO(data)) for data in objects]
+    ae = _ae(peer.calling_ae_title)
+    for uid in sorted({(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID))
+                       for ds in datasets}):
+        ae.add_requested_context(*uid)
+    with _association(peer, ae) as assoc:
+        for ds in datasets:
+            try:
+                status = assoc.send_c_store(ds)
+            except ValueError:  # pynetdicom: no accepted context for the object
+                raise RemoteError(f"{peer.ae_title} accepts no {ds.SOPClassUID.name} "
+                                  "objects") from None
+            code = int(status.Status) if status else None
+            if code is None or not (code == SUCCESS or (code & 0xF000) == WARNING):
+                raise RemoteError(f"C-STORE of {ds.SOPInstanceUID} failed: "
+                                  f"{_status_text(status)}")
 
 
 def _status_text(status: Dataset | None) -> str:

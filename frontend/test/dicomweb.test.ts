@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { imageIdsFor, sortInstances, str, type DicomJson } from "../src/viewer/dicomweb";
+import { imageIdsFor, keyObjectImages, sortInstances, str, type DicomJson } from "../src/viewer/dicomweb";
 import { jwtExpiry } from "../src/room/connection";
 import { safeNext } from "../src/router";
 
@@ -63,5 +63,21 @@ describe("small guards", () => {
     const payload = Buffer.from(JSON.stringify({ exp: 1_900_000_000 })).toString("base64url");
     expect(jwtExpiry(`h.${payload}.s`)).toBe(1_900_000_000_000);
     expect(jwtExpiry("garbage")).toBe(0);
+  });
+});
+
+describe("key object documents", () => {
+  const sq = (items: DicomJson[]) => ({ vr: "SQ", Value: items });
+  const ui = (v: string) => ({ vr: "UI", Value: [v] });
+  const kos = (series: string, sops: string[]): DicomJson => ({
+    "0040A375": sq([{ "00081115": sq([{
+      "0020000E": ui(series), "00081199": sq(sops.map((s) => ({ "00081155": ui(s) }))),
+    }]) }]),
+  });
+
+  it("name the images of their evidence, in order, each once", () => {
+    expect(keyObjectImages([kos("1.2.3", ["1.2.3.1", "1.2.3.7"]), kos("1.2.3", ["1.2.3.7"]), {}])).toEqual([
+      { seriesUID: "1.2.3", sopUID: "1.2.3.1" }, { seriesUID: "1.2.3", sopUID: "1.2.3.7" },
+    ]);
   });
 });

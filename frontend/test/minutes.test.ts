@@ -5,6 +5,8 @@ import {
   type Minutes,
 } from "../src/room/minutes";
 import { ApiError, type Session } from "../src/session";
+import { keyImageMark, lengthMm, type KeyImageMark } from "../src/viewer/keyImage";
+import type { Measurement, Point3 } from "../src/viewer/state";
 import { FakeElement, installFakeDom } from "./fakeDom";
 import { FakeSession, find } from "./fakeSession";
 
@@ -215,5 +217,52 @@ describe("the panel", () => {
     expect(find(el(), "minutes-latest")).toBeDefined();
     await panel.open(2);
     expect(find(el(), "minutes-form")).toBeDefined();
+  });
+});
+
+describe("key images", () => {
+  const shown: KeyImageMark = {
+    study_instance_uid: "1.2.3", series_instance_uid: "1.2.3.4", sop_instance_uid: "1.2.3.4.5", frame: 1,
+    caption: "", measurements: [{ kind: "length", points: [[10, 20], [30, 40]], length_mm: 19.8, label: "" }],
+  };
+
+  it("marks the image the viewer shows, with its caption, and saves it with the draft", async () => {
+    installFakeDom();
+    const session = new FakeSession();
+    let current: KeyImageMark | null = null;
+    const panel = new MinutesPanel({
+      session: session as unknown as Session, consultationId: 7, candidates: () => [],
+      keyImage: () => current,
+    });
+    const el = panel.el as unknown as FakeElement;
+    panel.setViewer(CHAIR);
+    session.answers.push(minutes());
+    await panel.load();
+    // Nothing shown yet: nothing is marked, and the panel says why.
+    find(el, "minutes-mark-key-image")!.fire("click");
+    expect(find(el, "minutes-key-image-caption-0")).toBeUndefined();
+    current = shown;
+    find(el, "minutes-mark-key-image")!.fire("click");
+    const caption = find(el, "minutes-key-image-caption-0")!;
+    caption.value = "Khối mờ thùy trên phải";
+    caption.fire("input");
+    session.answers.push(minutes({ revision: 2 }));
+    await panel.save();
+    const sent = session.calls.at(-1)!.json as { content: { key_images: KeyImageMark[] } };
+    expect(sent.content.key_images).toEqual([{ ...shown, caption: "Khối mờ thùy trên phải" }]);
+  });
+
+  it("keeps the lengths drawn on the image shown, in its pixel coordinates", () => {
+    const length = (id: string, z: number, label = "19.8 mm"): Measurement => ({
+      id, tool: "length", viewport: 0, frameOfReferenceUID: null, points: [[10, 20, z], [30, 40, z]], label,
+    });
+    const onImage = (p: Point3): [number, number] | null => (p[2] === 5 ? [p[0] * 2, p[1] * 2] : null);
+    const mark = keyImageMark({ studyUID: "1", seriesUID: "2", sopUID: "3", frame: 2 }, [
+      length("here", 5), length("another slice", 6), length("no mm", 5, "—"),
+      { ...length("compare", 5), viewport: 1 }, { ...length("angle", 5), tool: "angle" },
+    ], onImage);
+    expect(mark).toMatchObject({ sop_instance_uid: "3", frame: 2 });
+    expect(mark.measurements).toEqual([{ kind: "length", points: [[20, 40], [60, 80]], length_mm: 19.8, label: "" }]);
+    expect(lengthMm("42,5 mm")).toBe(42.5);
   });
 });

@@ -53,7 +53,7 @@ async def test_drafted_signed_by_chair_and_secretary_then_amended(client, world)
     assert m["missing"] == [] and m["revision"] == 3
     # Everyone invited reads the same draft; observers cannot write it.
     seen = await ok(await client.get(url(world), headers=world.auth("HYE")))
-    assert seen["content"] == {**FILLED, "outcome_feedback": ""}
+    assert seen["content"] == {**FILLED, "outcome_feedback": "", "key_images": []}
     await error_of(await put(client, world, "HYE", FILLED, revision=3), 403)
 
     await room_presence(world, [("room.join", "BM", "host", -30),

@@ -134,6 +134,7 @@ export function roomPage(
       }
       return [...seen].map(([user_id, name]) => ({ user_id, name }));
     },
+    keyImage: () => viewerPanel.viewer?.keyImage() ?? null,
   });
   const grid = new VideoGrid();
   const toolbar = h("div", { class: "media-bar", "data-testid": "media-bar" });

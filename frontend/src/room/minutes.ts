@@ -12,6 +12,7 @@ import { dateTime } from "../format";
 import { ApiError, type Session } from "../session";
 import { language, strings } from "../strings";
 import { breakGlassForm } from "./breakGlass";
+import type { KeyImageMark } from "../viewer/keyImage";
 
 const when = (iso: string) => dateTime(iso, Intl.DateTimeFormat().resolvedOptions().timeZone);
 
@@ -33,6 +34,8 @@ export interface MinutesContent {
   treatment_method: string;
   follow_up: string;
   outcome_feedback: string;
+  /** The frames marked in the viewer, signed with the text (docs/api.md "Key images"). */
+  key_images: KeyImageMark[];
 }
 
 export interface UserBrief {
@@ -101,7 +104,7 @@ export function emptyContent(): MinutesContent {
   return {
     reason: "", questions: [], history: "", course_of_treatment: "", findings: "", tests: "",
     diagnosis_before: "", diagnosis_after: "", treatment_plan: "", treatment_method: "",
-    follow_up: "", outcome_feedback: "",
+    follow_up: "", outcome_feedback: "", key_images: [],
   };
 }
 
@@ -198,6 +201,8 @@ export interface MinutesOptions {
   candidates: () => Candidate[];
   /** Open from the start (the page of the minutes); the room's panel starts folded. */
   expanded?: boolean;
+  /** The image the viewer shows with its lengths, to mark as key image; null: none shown. */
+  keyImage?: () => KeyImageMark | null;
   /** Starts the browser's download of a file (tests replace it). */
   download?: (blob: Blob, name: string) => void;
 }
@@ -556,6 +561,7 @@ export class MinutesPanel {
           },
         }, strings.minutesAddQuestion)),
       TEXT_FIELDS.filter((f) => f !== "reason").map((f) => this.textInput(f)),
+      this.keyImages(draft),
       h("div", { class: "minutes-actions" }, h("button", { type: "submit", class: "primary", "data-testid": "minutes-save" }, strings.minutesSave)),
     );
     form.addEventListener("submit", (e) => {
@@ -563,6 +569,48 @@ export class MinutesPanel {
       void this.save();
     });
     return form;
+  }
+
+  /** The marked frames, each with its caption, and the action adding the one shown. */
+  private keyImages(draft: MinutesContent): HTMLElement {
+    const list = h("ol", { "data-testid": "minutes-key-images" });
+    draft.key_images.forEach((mark, i) => {
+      const caption = h("input", { type: "text", maxlength: 500, "data-testid": `minutes-key-image-caption-${i}` });
+      caption.value = mark.caption;
+      caption.addEventListener("input", () => {
+        mark.caption = caption.value;
+        this.dirty = true;
+      });
+      list.append(h(
+        "li",
+        {},
+        strings.minutesKeyImage(i + 1, mark.measurements.length),
+        h("label", {}, strings.minutesKeyImageCaption, caption),
+        h("button", {
+          type: "button", class: "link", "data-testid": `minutes-remove-key-image-${i}`,
+          onclick: () => {
+            draft.key_images.splice(i, 1);
+            this.dirty = true;
+            this.render();
+          },
+        }, strings.minutesRemoveKeyImage),
+      ));
+    });
+    const mark = this.options.keyImage;
+    return h("fieldset", {}, h("legend", {}, strings.minutesKeyImages), list,
+      mark ? h("button", {
+        type: "button", "data-testid": "minutes-mark-key-image",
+        onclick: () => {
+          const shown = mark();
+          if (!shown) {
+            replaceChildren(this.status, h("span", { class: "notice" }, strings.minutesNoImageShown));
+            return;
+          }
+          draft.key_images.push(shown);
+          this.dirty = true;
+          this.render();
+        },
+      }, strings.minutesMarkKeyImage) : null);
   }
 
   private view(m: Minutes): HTMLElement {
@@ -677,5 +725,8 @@ export class MinutesPanel {
 }
 
 function structuredCloneContent(c: MinutesContent): MinutesContent {
-  return { ...emptyContent(), ...c, questions: c.questions.map((q) => ({ ...q })) };
+  return {
+    ...emptyContent(), ...c, questions: c.questions.map((q) => ({ ...q })),
+    key_images: (c.key_images ?? []).map((k) => ({ ...k })),
+  };
 }

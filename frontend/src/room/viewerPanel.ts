@@ -9,7 +9,9 @@ import type { Case, Consultation } from "../api";
 import { errorBox, h, replaceChildren } from "../dom";
 import { ApiError, SessionExpired, type Session } from "../session";
 import { strings } from "../strings";
-import { findStudy, listSeries, thumbnailUrl, type SeriesInfo, type StudyInfo } from "../viewer/dicomweb";
+import {
+  DOCUMENT_MODALITIES, findStudy, listSeries, loadKeyObjects, thumbnailUrl, type SeriesInfo, type StudyInfo,
+} from "../viewer/dicomweb";
 import { parseState, type ViewerState } from "../viewer/state";
 import { ViewerStore } from "../viewer/store";
 import type { StackViewer } from "../viewer/viewer";
@@ -262,7 +264,7 @@ export class ViewerPanel {
     );
   }
 
-  private async openSeries(series: SeriesInfo): Promise<void> {
+  private async openSeries(series: SeriesInfo, sopUID?: string): Promise<void> {
     if (!this.viewer) return;
     this.opening = series.seriesUID;
     for (const b of this.root?.querySelectorAll<HTMLElement>("button.series") ?? []) {
@@ -270,6 +272,7 @@ export class ViewerPanel {
     }
     try {
       await this.viewer.open(series);
+      if (sopUID) this.viewer.showInstance(sopUID);
       this.viewer.focus();
     } catch (err) {
       if (err instanceof SessionExpired) return;
@@ -286,17 +289,39 @@ export class ViewerPanel {
         replaceChildren(block, h("p", { class: "muted" }, strings.studyNotAvailable));
         return [];
       }
+      const images = series.filter((s) => !DOCUMENT_MODALITIES.has(s.modality.toUpperCase()));
+      const keys = h("div", { class: "key-images", "data-testid": "key-images" });
       replaceChildren(
         block,
         h("h4", {}, studyTitle(study, caseItem)),
-        series.length ? h("div", { class: "series-list" }, series.map((s) => this.seriesButton(s))) : h("p", { class: "muted" }, strings.noSeries),
+        images.length ? h("div", { class: "series-list" }, images.map((s) => this.seriesButton(s))) : h("p", { class: "muted" }, strings.noSeries),
+        keys,
       );
-      return series;
+      void this.fillKeyImages(keys, images, series.filter((s) => s.modality.toUpperCase() === "KO"));
+      return images;
     } catch (err) {
       if (!(err instanceof SessionExpired)) {
         replaceChildren(block, errorBox(err instanceof ApiError ? strings.apiError(err.code, err.message) : strings.networkError));
       }
       return [];
+    }
+  }
+
+  /** The signed minutes' key images (their KO documents), each a button opening its image. */
+  private async fillKeyImages(block: HTMLElement, images: SeriesInfo[], documents: SeriesInfo[]): Promise<void> {
+    if (!documents.length) return;
+    try {
+      const refs = (await Promise.all(documents.map((d) => loadKeyObjects(this.session, d)))).flat();
+      const buttons = refs.flatMap((ref, i) => {
+        const series = images.find((s) => s.seriesUID === ref.seriesUID);
+        return series ? [h("button", {
+          type: "button", class: "link", "data-testid": "key-image",
+          onclick: () => void this.openSeries(series, ref.sopUID),
+        }, strings.minutesKeyImage(i + 1, 0))] : [];
+      });
+      if (buttons.length) replaceChildren(block, h("span", {}, strings.minutesKeyImages, ": "), ...buttons);
+    } catch {
+      // The key images are a shortcut: the series themselves are listed above.
     }
   }
 

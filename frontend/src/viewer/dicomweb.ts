@@ -185,3 +185,38 @@ export async function loadSeries(session: Session, series: SeriesInfo, origin: s
   const { imageIds, perImage, refs } = imageIdsFor(series.studyUID, series.seriesUID, sortInstances(metadata), origin);
   return { series, imageIds, instances: perImage, refs };
 }
+
+/** Series of documents, not images: the minutes' key objects (KO) and measurements (SR). */
+export const DOCUMENT_MODALITIES = new Set(["KO", "SR"]);
+
+export interface KeyObjectRef {
+  seriesUID: string;
+  sopUID: string;
+}
+
+const seq = (json: DicomJson, tag: string): DicomJson[] => (json[tag]?.Value ?? []) as DicomJson[];
+
+/** The images Key Object Selection documents name (their evidence), in order, once each. */
+export function keyObjectImages(metadata: DicomJson[]): KeyObjectRef[] {
+  const seen = new Map<string, KeyObjectRef>();
+  for (const kos of metadata) {
+    for (const study of seq(kos, "0040A375")) {
+      for (const series of seq(study, "00081115")) {
+        const seriesUID = str(series, "0020000E");
+        for (const sop of seq(series, "00081199")) {
+          const sopUID = str(sop, "00081155");
+          if (seriesUID && sopUID && !seen.has(sopUID)) seen.set(sopUID, { seriesUID, sopUID });
+        }
+      }
+    }
+  }
+  return [...seen.values()];
+}
+
+/** The key images a KO series names (WADO-RS metadata of its documents). */
+export async function loadKeyObjects(session: Session, series: SeriesInfo): Promise<KeyObjectRef[]> {
+  return keyObjectImages(await getJson<DicomJson[]>(
+    session,
+    `${DICOMWEB_ROOT}/studies/${series.studyUID}/series/${series.seriesUID}/metadata`,
+  ));
+}

@@ -166,6 +166,23 @@ export function imagePoint(stack: StackViewport, element: HTMLElement, clientX: 
   return x >= 0 && x <= 1 && y >= 0 && y <= 1 ? [x, y] : null;
 }
 
+/**
+ * Where a world point (a measurement's end) lies on the image, in pixel coordinates (column,
+ * row); null when it lies off the image's plane (drawn on another slice), by the round trip
+ * back to world coordinates.
+ */
+export function onImagePlane(imageId: string, world: [number, number, number]): [number, number] | null {
+  const coords = csUtilities.worldToImageCoords(imageId, world as Types.Point3);
+  if (!coords) return null;
+  const back = csUtilities.imageToWorldCoords(imageId, coords as Types.Point2);
+  if (!back) return null;
+  const off = Math.hypot(back[0] - world[0], back[1] - world[1], back[2] - world[2]);
+  return off <= PLANE_TOLERANCE_MM ? [coords[0], coords[1]] : null;
+}
+
+/** Thinner than any slice spacing, thicker than rounding. */
+const PLANE_TOLERANCE_MM = 0.25;
+
 /** Where a fraction of the displayed image is on the canvas; null without an image. */
 export function canvasPoint(stack: StackViewport, point: [number, number]): [number, number] | null {
   const image = stack.getCornerstoneImage?.();

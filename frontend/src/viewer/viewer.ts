@@ -20,7 +20,8 @@ import { strings } from "../strings";
 import { Cine, cineStep } from "./cine";
 import { CompareView } from "./compare";
 import { loadSeries, type ImageRef, type SeriesInfo } from "./dicomweb";
-import { canvasPoint, CornerstoneEngine, annotations, fileVoiModule, imagePoint, registerMetadata, voiFromRange } from "./engine";
+import { canvasPoint, CornerstoneEngine, annotations, fileVoiModule, imagePoint, onImagePlane, registerMetadata, voiFromRange } from "./engine";
+import { keyImageMark, type KeyImageMark } from "./keyImage";
 import { initCornerstone } from "./cornerstone";
 import { keyCommand, type Command } from "./keys";
 import { Latest } from "./loading";
@@ -224,6 +225,25 @@ export class StackViewer {
   /** The instance and frame of each image of a loaded series (either viewport), in stack order. */
   imageRefs(seriesUID: string): readonly ImageRef[] | null {
     return [this.main.loaded, this.compare.viewport.loaded].find((l) => l?.series.seriesUID === seriesUID)?.refs ?? null;
+  }
+
+  /** Shows the (first frame of the) instance of the loaded series, a key image. */
+  showInstance(sopUID: string): void {
+    const index = this.main.loaded?.refs.findIndex((r) => r.sopUID === sopUID) ?? -1;
+    if (index >= 0) this.store.dispatch({ type: "index", index });
+  }
+
+  /** The main viewport's image, with the lengths drawn on it, as a key image; null: none shown. */
+  keyImage(): KeyImageMark | null {
+    const loaded = this.main.loaded;
+    const imageId = this.main.stack?.getCurrentImageId();
+    const ref = loaded && imageId ? loaded.refs[loaded.imageIds.indexOf(imageId)] : undefined;
+    if (!loaded || !imageId || !ref) return null;
+    return keyImageMark(
+      { studyUID: loaded.series.studyUID, seriesUID: loaded.series.seriesUID, sopUID: ref.sopUID, frame: ref.frame },
+      this.store.state.measurements,
+      (world) => onImagePlane(imageId, world),
+    );
   }
 
   /** A pointer position as a fraction of the displayed image; null off the image. */
