@@ -114,6 +114,22 @@ describe("the panel", () => {
     expect(select.children.map((o) => (o as FakeElement).text())).toEqual(["— Choose the secretary —", "BS. Trần Thị Bình"]);
   });
 
+  it("the chair sends a signed version's key images to PACS and sees each study's outcome", async () => {
+    const mark = { study_instance_uid: "1.2.3", series_instance_uid: "1.2.3.4", sop_instance_uid: "1.2.3.4.5", frame: 1, caption: "", measurements: [] };
+    const signed = minutes({ status: "signed", content: { ...emptyContent(), key_images: [mark] } });
+    panel.setViewer(OTHER);
+    session.answers.push(signed);
+    await panel.load();
+    expect(find(el(), "minutes-send-key-objects")).toBeUndefined();
+    panel.setViewer(CHAIR);
+    session.answers.push({ version: 1, studies: [{ study_instance_uid: "1.2.3", kos_sop_instance_uid: "9", sr_sop_instance_uid: null, node: "ORTHANC", status: "failed", error: "association rejected" }] });
+    find(el(), "minutes-send-key-objects")!.fire("click");
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    expect(session.calls[1]).toMatchObject({ method: "POST", path: "/api/consultations/7/minutes/key-objects" });
+    const result = find(el(), "minutes-key-objects-result")!;
+    expect(result.text()).toBe("Stored here; sending to ORTHANC failed: association rejected. Try again later.");
+  });
+
   it("an admin refused without a grant breaks the glass with a reason, then reads", async () => {
     panel.setViewer(OTHER);
     session.answers.push(new ApiError(403, "break_glass_required", "grant needed"));

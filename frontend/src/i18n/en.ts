@@ -309,6 +309,10 @@ export const en = {
   minutesAddQuestion: "Add a question",
   minutesRemoveQuestion: "Remove the question",
   minutesKeyImages: "Key images",
+  minutesSendKeyObjects: "Send key images to PACS",
+  minutesSendingKeyObjects: "Sending the key images…",
+  minutesKeyObjectsStatus: (status: string, node: string, error: string) =>
+    status === "sent" ? `Stored and sent to ${node}.` : status === "failed" ? `Stored here; sending to ${node} failed: ${error}. Try again later.` : "Stored here (the study came from no PACS node).",
   minutesMarkKeyImage: "Mark key image",
   minutesKeyImage: (n: number, lengths: number) => `Key image ${n}` + (lengths ? ` (${lengths} length${lengths === 1 ? "" : "s"})` : ""),
   minutesKeyImageCaption: "Caption",

@@ -305,6 +305,10 @@ export const vi: Strings = {
   minutesAddQuestion: "Thêm câu hỏi",
   minutesRemoveQuestion: "Xoá câu hỏi",
   minutesKeyImages: "Ảnh chính",
+  minutesSendKeyObjects: "Gửi ảnh chính về PACS",
+  minutesSendingKeyObjects: "Đang gửi ảnh chính…",
+  minutesKeyObjectsStatus: (status: string, node: string, error: string) =>
+    status === "sent" ? `Đã lưu và gửi tới ${node}.` : status === "failed" ? `Đã lưu tại đây; gửi tới ${node} không được: ${error}. Hãy thử lại sau.` : "Đã lưu tại đây (ca chụp không đến từ nút PACS nào).",
   minutesMarkKeyImage: "Đánh dấu ảnh chính",
   minutesKeyImage: (n: number, lengths: number) => `Ảnh chính ${n}` + (lengths ? ` (${lengths} số đo)` : ""),
   minutesKeyImageCaption: "Chú thích",

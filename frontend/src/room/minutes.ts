@@ -489,7 +489,24 @@ export class MinutesPanel {
       this.opened ? h("p", { class: "notice" }, strings.minutesOlderVersion,
         " ", h("button", { type: "button", class: "link", "data-testid": "minutes-latest", onclick: () => void this.open(this.latest?.version ?? 0) }, strings.minutesBackToLatest)) : null,
       h("button", { type: "button", class: "link", "data-testid": "minutes-pdf", onclick: () => void this.downloadPdf() }, strings.minutesDownloadPdf),
+      !this.opened && m.status === "signed" && m.content.key_images.length && signerRole(m, this.who)
+        ? [" · ", h("button", { type: "button", class: "link", "data-testid": "minutes-send-key-objects", onclick: () => void this.sendKeyObjects() }, strings.minutesSendKeyObjects)]
+        : null,
     );
+  }
+
+  /** The signed version's key images into the study and to its source PACS (a KOS and an
+   * SR per study); each study's outcome is shown, a failed send can be tried again. */
+  async sendKeyObjects(): Promise<void> {
+    replaceChildren(this.status, strings.minutesSendingKeyObjects);
+    try {
+      const sent = await this.options.session.json<{ studies: { study_instance_uid: string; status: string; node: string | null; error?: string | null }[] }>(
+        `/api/consultations/${this.options.consultationId}/minutes/key-objects`, { method: "POST" });
+      replaceChildren(this.status, h("ul", { "data-testid": "minutes-key-objects-result" }, sent.studies.map((st) =>
+        h("li", { "data-status": st.status }, strings.minutesKeyObjectsStatus(st.status, st.node ?? "", st.error ?? "")))));
+    } catch (err) {
+      replaceChildren(this.status, errorBox(minutesErrorText(err)));
+    }
   }
 
   render(): void {
